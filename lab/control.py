@@ -138,7 +138,7 @@ def _ns_pid1(netns: str) -> int | None:
     return None
 
 
-def _wait_ssh(address: str, deadline: float) -> bool:
+def wait_ssh(address: str, deadline: float) -> bool:
     """True once address:22 answers with an SSH banner (bounded by deadline)."""
     while time.monotonic() < deadline:
         try:
@@ -310,7 +310,7 @@ class Lab:
             progress(f"starting {len(to_wait)} node(s): waiting for their sshd")
         deadline = time.monotonic() + SSH_READY_TIMEOUT
         with ThreadPoolExecutor(max_workers=32) as pool:
-            ready = list(pool.map(lambda n: _wait_ssh(n.address, deadline), to_wait))
+            ready = list(pool.map(lambda n: wait_ssh(n.address, deadline), to_wait))
         late = [n.name for n, ok in zip(to_wait, ready, strict=True) if not ok]
         if late:
             logs = ", ".join(str(paths.node_dir(n) / "console.log") for n in late)
@@ -349,7 +349,7 @@ class Lab:
               "dev", "eth0"])
         _run(["ip", "link", "set", node.veth, "up"])
         self._start(node)
-        if not _wait_ssh(node.address, time.monotonic() + SSH_READY_TIMEOUT):
+        if not wait_ssh(node.address, time.monotonic() + SSH_READY_TIMEOUT):
             raise LabError(f"node {name}: sshd did not come back; see "
                            f"{paths.node_dir(name) / 'console.log'}")
 
