@@ -352,8 +352,22 @@ def _check_hosts(c: _Checker) -> dict[str, list[str]]:
 
 
 def _check_web(c: _Checker, hosts: list[str]) -> None:
+    cookies: dict[str, list[str]] = defaultdict(list)
     for host in hosts:
         c.require_int(host, "http_port", 1, 65535)
+        cookie = c.require(host, "session_cookie")
+        if cookie is _MISSING:
+            continue
+        if not isinstance(cookie, str) or not _COOKIE_NAME.match(cookie):
+            c.add_for(host, "session_cookie", f"{cookie!r} is not a cookie name")
+        else:
+            cookies[cookie].append(host)
+    if len(cookies) > 1:
+        detail = "; ".join(f"{', '.join(h)}: {v}" for v, h in cookies.items())
+        for members in cookies.values():
+            for host in members:
+                c.add_for(host, "session_cookie",
+                          f"differs between the web servers ({detail}): affinity needs one")
 
 
 def _check_vrrp_profile(c: _Checker, host: str) -> None:
@@ -408,13 +422,10 @@ def _check_rp(c: _Checker, hosts: list[str]) -> None:
         timeout = c.require(host, "lb_fail_timeout")
         if timeout is not _MISSING and not _NGINX_TIME.match(str(timeout)):
             c.add_for(host, "lb_fail_timeout", f"{timeout!r} is not an nginx time (e.g. 10s)")
-        cookie = c.value(host, "lb_hash_cookie")
-        if cookie is not _MISSING and not _COOKIE_NAME.match(str(cookie)):
-            c.add_for(host, "lb_hash_cookie", f"{cookie!r} is not a cookie name")
         interface = c.require(host, "vrrp_interface")
         if interface is not _MISSING and not re.match(r"^[\w.-]{1,15}$", str(interface)):
             c.add_for(host, "vrrp_interface", f"{interface!r} is not an interface name")
-        preempt = c.value(host, "vrrp_preempt")
+        preempt = c.require(host, "vrrp_preempt")
         if preempt is not _MISSING and not isinstance(preempt, bool):
             c.add_for(host, "vrrp_preempt", f"must be true or false, got {preempt!r}")
         for key in ("vip", "vip_prefix", "vrrp_router_id", "vrrp_profile"):

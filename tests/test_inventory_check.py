@@ -291,3 +291,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     found = fields(problems)
     assert {("web1", "hostname"), ("web2", "groups"), ("rp2", "vrrp_priority"),
             ("db2", "db_server_id")} <= found
+
+
+def test_vrrp_preempt_must_be_a_boolean(tmp_path: Path) -> None:
+    groups = edited("groups", lambda g: g["rp"]["data"].update(vrrp_preempt="yes please"))
+    problems = run(tmp_path, groups=groups)
+    assert fields(problems) == {(None, "vrrp_preempt")}
+
+
+def test_session_cookie_must_be_shared_by_the_web_servers(tmp_path: Path) -> None:
+    hosts = edited("hosts", lambda h: h["web3"].update(data={"session_cookie": "other"}))
+    problems = run(tmp_path, hosts=hosts)
+    assert ("web3", "session_cookie") in fields(problems)
+    assert "differs between the web servers" in problems[0].message

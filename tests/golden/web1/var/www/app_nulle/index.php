@@ -1,0 +1,95 @@
+<?php
+// Managed by tp5ha (templates/php/index.php.j2): changes here are overwritten.
+// Plain-text page, one "key: value" line each, so that probes can parse it:
+//   served-by: <fqdn> <address>     (also in the X-Served-By header)
+//   session: <id> hits=<n>          (per-server PHP session: shows affinity)
+//   db: visits=<n> id=<id> host=<primary address> | db: unavailable (<reason>)
+//   db-replica: visits=<n> host=<replica address> | db-replica: unavailable (<reason>)
+// The DB settings come from /etc/app_nulle/db.php ($db_host, $db_name, $db_user, $db_pass, and
+// optionally $db_port, $db_replica_host); the page answers 200 even when they are missing.
+// Expected table: visits(id BIGINT AUTO_INCREMENT PRIMARY KEY, served_by VARCHAR(255),
+// client VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3)).
+
+const SERVED_BY = 'web1.tp5.b2 10.5.1.11';
+const DB_CONFIG = '/etc/app_nulle/db.php';
+
+function one_line(string $text): string
+{
+    return trim(preg_replace('/\s+/', ' ', $text));
+}
+
+function db_connect(string $host, int $port, string $user, string $pass, string $name): mysqli
+{
+    mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
+    $link = mysqli_init();
+    $link->options(MYSQLI_OPT_CONNECT_TIMEOUT, 1);
+    $link->options(MYSQLI_OPT_READ_TIMEOUT, 2);
+    @$link->real_connect($host, $user, $pass, $name, $port);
+    return $link;
+}
+
+header('X-Served-By: ' . SERVED_BY);
+header('Content-Type: text/plain; charset=utf-8');
+header('Cache-Control: no-store');
+
+$session = 'unavailable';
+session_name('app_nulle_sid');
+if (@session_start()) {
+    $_SESSION['hits'] = ($_SESSION['hits'] ?? 0) + 1;
+    $session = session_id() . ' hits=' . $_SESSION['hits'];
+    session_write_close();
+}
+
+$client = $_SERVER['HTTP_X_REAL_IP'] ?? $_SERVER['REMOTE_ADDR'] ?? '-';
+$db = null;
+$replica = null;
+if (!file_exists(DB_CONFIG)) {
+    $db = 'unavailable (no ' . DB_CONFIG . ')';
+} elseif (!is_readable(DB_CONFIG)) {
+    $db = 'unavailable (cannot read ' . DB_CONFIG . ')';
+} else {
+    try {
+        include DB_CONFIG;
+    } catch (Throwable $e) {
+        $db = 'unavailable (' . DB_CONFIG . ': ' . one_line($e->getMessage()) . ')';
+    }
+    foreach (['db_host', 'db_name', 'db_user', 'db_pass'] as $setting) {
+        if ($db === null && !isset($$setting)) {
+            $db = 'unavailable (' . DB_CONFIG . ' does not set $' . $setting . ')';
+        }
+    }
+}
+if ($db === null) {
+    $port = (int) ($db_port ?? 3306);
+    try {
+        $link = db_connect($db_host, $port, $db_user, $db_pass, $db_name);
+        $served_by = SERVED_BY;
+        $insert = $link->prepare('INSERT INTO visits (served_by, client) VALUES (?, ?)');
+        $insert->bind_param('ss', $served_by, $client);
+        $insert->execute();
+        $id = $link->insert_id;
+        $count = $link->query('SELECT COUNT(*) FROM visits')->fetch_row()[0];
+        $db = "visits=$count id=$id host=$db_host";
+        $link->close();
+    } catch (Throwable $e) {
+        $db = 'unavailable (' . one_line($e->getMessage()) . ')';
+    }
+    if (!empty($db_replica_host)) {
+        try {
+            $link = db_connect($db_replica_host, $port, $db_user, $db_pass, $db_name);
+            $count = $link->query('SELECT COUNT(*) FROM visits')->fetch_row()[0];
+            $replica = "visits=$count host=$db_replica_host";
+            $link->close();
+        } catch (Throwable $e) {
+            $replica = 'unavailable (' . one_line($e->getMessage()) . ')';
+        }
+    }
+}
+
+echo "app: app_nulle\n";
+echo 'served-by: ' . SERVED_BY . "\n";
+echo "session: $session\n";
+echo "db: $db\n";
+if ($replica !== null) {
+    echo "db-replica: $replica\n";
+}
