@@ -311,17 +311,18 @@ def find_failover(
 ) -> Failover | None:
     """Return the first takeover in ``vrid`` (at/after ``fault_time``), as the module defines."""
     live = [a for a in adverts if a.vrid == vrid and a.priority > 0]
+    last_seen: dict[str, Advert] = {}
     for i, cur in enumerate(live):
+        own, last_seen[cur.src_ip] = last_seen.get(cur.src_ip), cur
         if i == 0 or (fault_time is not None and cur.time < fault_time):
             continue
-        prev = live[i - 1]
-        own = [a for a in live[:i] if a.src_ip == cur.src_ip]
-        if own and cur.time - own[-1].time <= RUN_GAP_FACTOR * own[-1].advert_int:
+        if own is not None and cur.time - own.time <= RUN_GAP_FACTOR * own.advert_int:
             continue  # B was already advertising: not the start of a mastership
+        prev = live[i - 1]
         if prev.src_ip == cur.src_ip:
             continue
         horizon = cur.time + SILENCE_INTERVALS * prev.advert_int
-        later = sum(a.src_ip == prev.src_ip and cur.time < a.time <= horizon for a in live)
+        later = sum(a.src_ip == prev.src_ip and a.time <= horizon for a in live[i + 1 :])
         if later > YIELD_ADVERTS:
             continue  # A kept advertising: a split brain, not a takeover
         return _failover(adverts, prev, cur, fault_time, garps)

@@ -252,3 +252,8 @@ def test_expected_takeover(
 def test_expected_takeover_rejects_bad_input(args: tuple[int, float, int]) -> None:
     with pytest.raises(ValueError):
         expected_takeover(*args)
+
+
+def test_same_router_resuming_is_not_a_failover() -> None:
+    pkts = [advert(float(i), RP1, 150) for i in range(5)] + [advert(10.0, RP1, 150)]
+    assert analyze_capture(pkts, VIP).failover is None
