@@ -87,6 +87,14 @@ def parse_read(paths: list[str], output: str) -> list[CurrentFile]:
     return result
 
 
+def read_files(task: Task, paths: list[str]) -> list[CurrentFile]:
+    """Read what `paths` are on the host, in one round trip."""
+    read = run_command(task, read_script(paths))
+    if not read.ok:
+        raise RemoteCommandError(task.host.name, "read files", read, read.stderr.strip())
+    return parse_read(paths, read.stdout)
+
+
 def describe(cur: CurrentFile | DesiredFile) -> list[str]:
     """Lines representing a path's state for diffing."""
     if cur.state == "file":
@@ -151,20 +159,20 @@ def push_files(
     validate: str | None = None,
     reload: str | None = None,
     dry_run: bool | None = None,
+    current: list[CurrentFile] | None = None,
 ) -> Result:
     """Make `files` true on the host; validate, then reload once, only if anything changed.
 
+    `current`: what the caller already read for `files` (same order), which saves the read
+    round trip (e.g. one read for every service of a host).
     Result: `changed` (a difference existed), `diff` (unified diff of every file),
     `result` = {"files": changed paths, "timings": seconds per phase}. Raises
     ValidationFailed (checker output) or RemoteCommandError, which fails the host.
     """
     timings: dict[str, float] = {}
     started = time.monotonic()
-    paths = [f.path for f in files]
-    read = run_command(task, read_script(paths))
-    if not read.ok:
-        raise RemoteCommandError(task.host.name, "read files", read, read.stderr.strip())
-    current = parse_read(paths, read.stdout)
+    if current is None:
+        current = read_files(task, [f.path for f in files])
     diffs = {d.path: diff_file(c, d) for c, d in zip(current, files, strict=True)}
     changed = [f for f in files if diffs[f.path]]
     timings["read"] = time.monotonic() - started

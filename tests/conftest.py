@@ -8,9 +8,16 @@ lab's bridge and addresses are fixed. Deselect with `-m "not lab"` on a machine 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +47,47 @@ def lab() -> Iterator[Lab]:
             yield the_lab
         finally:
             the_lab.down()
+
+
+@dataclass
+class DeployRun:
+    """One run of runbooks/deploy.py: exit code, output, and its --json summary."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    summary: dict[str, Any]
+    seconds: float
+
+    def status(self, host: str) -> str:
+        return str(self.summary["hosts"][host]["status"])
+
+
+def run_deploy(*args: str, timeout: float = 180) -> DeployRun:
+    """Run the deploy runbook as a subprocess with --json; never raises on a failed deploy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "deploy.json"
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "runbooks/deploy.py", "--json", str(out), *args],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        seconds = time.monotonic() - started
+        summary = json.loads(out.read_text()) if out.exists() else {}
+    return DeployRun(proc.returncode, proc.stdout, proc.stderr, summary, seconds)
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Callable[..., DeployRun]:
+    """`deploy("--group", "rp", ...)`: run runbooks/deploy.py, get a DeployRun."""
+    return run_deploy
+
+
+@pytest.fixture(scope="session")
+def deployed(lab: Lab) -> DeployRun:
+    """The whole stack deployed once onto the session's fresh lab (fails when it fails)."""
+    run = run_deploy()
+    if run.returncode != 0:
+        pytest.fail(f"deploy failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr}")
+    return run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
