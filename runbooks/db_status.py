@@ -1,0 +1,61 @@
+"""Database tier state: `python runbooks/db_status.py [--verify] [--host H]... [--config C]`.
+
+Prints who is primary, each node's GTID positions, replication threads, lag and last error.
+`--verify` also writes a marker on the primary, times its arrival on each replica and checks
+that the replica refuses a write. Exit 0 only when the tier is healthy (and verified).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rich.console import Console  # noqa: E402
+
+from tasks.db_verify import cluster_from_results, db_status, print_cluster, verify_db  # noqa: E402
+from tasks.project import ProjectError, build_nornir, fail  # noqa: E402
+
+console = Console(highlight=False)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="Nornir config.yaml (default: repo's)")
+    parser.add_argument("--host", action="append", default=[], help="only this db host")
+    parser.add_argument("--verify", action="store_true",
+                        help="also check a marker row's replication and the write refusal")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        nr = build_nornir(args.config, groups=["db"], hosts=args.host)
+    except ProjectError as exc:
+        fail(exc)
+    cluster = cluster_from_results(nr.run(task=db_status))
+    print_cluster(cluster, console)
+    ok = cluster.ok
+    if args.verify:
+        verified = nr.run(task=verify_db)
+        for name, multi in sorted(verified.items()):
+            if multi.failed:
+                console.print(f"[red]verify {name} failed[/red]: {multi[0].exception}")
+                continue
+            data = multi[0].result
+            if data["role"] == "replica":
+                console.print(f"verify {name}: marker from the primary read after "
+                              f"{data['marker_delay_s'] * 1000:.1f} ms; write refused: "
+                              f"{data['write_refused']}")
+            else:
+                console.print(f"verify {name}: primary writable, binlog at "
+                              f"{data['gtid_binlog_pos']}")
+        ok = ok and not verified.failed
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
