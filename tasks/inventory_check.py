@@ -425,6 +425,7 @@ def _check_rp(c: _Checker, hosts: list[str]) -> None:
         interface = c.require(host, "vrrp_interface")
         if interface is not _MISSING and not re.match(r"^[\w.-]{1,15}$", str(interface)):
             c.add_for(host, "vrrp_interface", f"{interface!r} is not an interface name")
+        c.require_int(host, "vrrp_preempt_delay", 0, 1000)
         preempt = c.require(host, "vrrp_preempt")
         if preempt is not _MISSING and not isinstance(preempt, bool):
             c.add_for(host, "vrrp_preempt", f"must be true or false, got {preempt!r}")

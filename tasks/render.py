@@ -17,7 +17,8 @@ TIERS: tuple[str, ...] = ("web", "rp", "db")
 _WEB_KEYS = ("http_port", "session_cookie")
 _RP_KEYS = (
     "vip", "vip_prefix", "vrrp_interface", "vrrp_router_id", "vrrp_state", "vrrp_priority",
-    "vrrp_preempt", "vrrp_profile", "lb_affinity", "lb_max_fails", "lb_fail_timeout",
+    "vrrp_preempt", "vrrp_preempt_delay", "vrrp_profile", "lb_affinity", "lb_max_fails",
+    "lb_fail_timeout",
 )
 _DB_KEYS = ("db_role", "db_server_id", "db_port")
 
