@@ -1,0 +1,81 @@
+"""Client-side probes from the controller: HTTP requests to the VIP at a fixed cadence.
+
+Every request is a new TCP connection with a short timeout, sent on schedule whether or not
+the previous one answered (a thread pool keeps the cadence during an outage). The loop is
+bounded in count and in time. The caller checks the lab route before starting it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from tasks.probe_analysis import ProbeRecord
+
+SERVED_BY = "X-Served-By"
+
+
+def http_probe(address: str, timeout: float, path: str = "/") -> ProbeRecord:
+    """One GET to address:80; ok when status 200 with an X-Served-By header."""
+    sent = time.time()
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(address, 80, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close", "User-Agent": "tp5-probe"})
+        resp = conn.getresponse()
+        resp.read()
+        server = resp.getheader(SERVED_BY)
+        latency = time.monotonic() - started
+        if resp.status != 200 or not server:
+            return ProbeRecord(sent, False, latency, None, f"HTTP {resp.status}")
+        return ProbeRecord(sent, True, latency, server.split()[0], None)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return ProbeRecord(sent, False, time.monotonic() - started, None, reason)
+    finally:
+        conn.close()
+
+
+def distribution(address: str, count: int, timeout: float = 2.0) -> Counter[str]:
+    """Send `count` sequential requests; count answers per web server ('!error' keys too)."""
+    seen: Counter[str] = Counter()
+    for _ in range(count):
+        rec = http_probe(address, timeout)
+        seen[rec.server if rec.ok and rec.server else f"!{rec.error}"] += 1
+    return seen
+
+
+class ProbeLoop:
+    """Background probe loop: `start()`, then `stop()` returns the records in send order."""
+
+    def __init__(self, address: str, interval: float = 0.02, timeout: float = 0.3,
+                 max_seconds: float = 120.0) -> None:
+        self.address, self.interval, self.timeout = address, interval, timeout
+        self.max_count = int(max_seconds / interval) + 1
+        self._stop = threading.Event()
+        self._futures: list[Future[ProbeRecord]] = []
+        self._pool = ThreadPoolExecutor(max_workers=int(timeout / interval) + 4)
+        self._thread = threading.Thread(target=self._run, name="probe-loop", daemon=True)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set() and len(self._futures) < self.max_count:
+            self._futures.append(self._pool.submit(http_probe, self.address, self.timeout))
+            next_at += self.interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> ProbeLoop:
+        self._thread.start()
+        return self
+
+    def records_so_far(self) -> list[ProbeRecord]:
+        return [f.result() for f in list(self._futures) if f.done()]
+
+    def stop(self) -> list[ProbeRecord]:
+        self._stop.set()
+        self._thread.join()
+        self._pool.shutdown(wait=True)
+        return sorted((f.result() for f in self._futures), key=lambda r: r.time)
