@@ -87,7 +87,8 @@ def end_to_end(nr, args: argparse.Namespace, settings, reports, checks: dict) ->
     master = next((h.name for h in proxies if h.get("vrrp_state") == "MASTER"), proxies[0].name)
     vip = str(proxies[0]["vip"])
     rp = nr.filter(F(name__any=[h.name for h in proxies]))
-    vip_check = wait_for_vip(rp, vip, master, args.vip_wait)
+    known = {r.name: r.addresses for r in reports if r.tier == "rp" and r.addresses}
+    vip_check = wait_for_vip(rp, vip, master, args.vip_wait, known=known)
     checks["vip"] = {"ok": vip_check.ok, "holders": vip_check.holders, "master": master,
                      "waited": round(vip_check.waited, 3)}
     console.print(f"{'[green]ok[/]' if vip_check.ok else '[red]FAILED[/]'} {vip_check.describe()}")

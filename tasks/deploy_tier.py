@@ -19,11 +19,11 @@ from typing import Any
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 
-from tasks.push import DesiredFile, parse_read, push_files, read_script
+from tasks.push import DesiredFile, diff_file, parse_read, push_files, read_script
 from tasks.remote import RemoteCommandError, run_command
 from tasks.render import fqdn, host_context, render_template, tier_of
 from tasks.tier_files import PHP_CHECK, by_service, host_files
-from tasks.verify import check_command, parse_check_output, problems
+from tasks.verify import HostCheck, check_command, parse_check_output, problems
 
 TIER_ORDER: tuple[str, ...] = ("db", "web", "rp")
 DAEMONS = {"apache2": "apache2", "nginx": "nginx", "keepalived": "keepalived"}
@@ -167,16 +167,21 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
     host.get_connection("netmiko", task.nornir.config)
     _timed(timings, "connect", started)
     started = time.monotonic()
-    out = run_command(task, read_state_script(plans))
+    out = run_command(task, read_state_script(plans) + "echo @@verify\n" + verify_script(host))
     if not out.ok:
         raise RemoteCommandError(host.name, "read files", out, out.stderr.strip())
-    files_part, _, daemons_part = out.stdout.partition("@@daemons\n")
+    files_part, _, rest = out.stdout.partition("@@daemons\n")
+    daemons_part, _, verify_part = rest.partition("@@verify\n")
     paths = [f.path for p in plans for f in p.files]
-    current = iter(parse_read(paths, files_part))
+    currents = parse_read(paths, files_part)
     running = parse_daemons(daemons_part)
     _timed(timings, "read", started)
-    if gate is not None:
+    needed = any(diff_file(c, d) for c, d in zip(currents, (f for p in plans for f in p.files),
+                                                  strict=True))
+    needed = needed or any(p.daemon and not running.get(p.daemon) for p in plans)
+    if gate is not None and needed:  # only a host with something to apply waits its turn
         timings["wait"] = round(gate.wait(tier_of(host)), 4)
+    current = iter(currents)
     changed_files: list[str] = []
     diffs: list[str] = []
     started_daemons: list[str] = []
@@ -195,13 +200,17 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
                 run_command_checked(task, f"service {shlex.quote(plan.service)} start")
             started_daemons.append(plan.daemon)
             _timed(timings, "start", started)
+    changed = bool(changed_files or started_daemons)
+    check = None
     if not dry_run:
         started = time.monotonic()
-        verify_host(task)
+        # Nothing applied: the state read before is the state now, no second round trip.
+        check = verify_host(task, None if changed else verify_part)
         _timed(timings, "verify", started)
-    return Result(host=host, changed=bool(changed_files or started_daemons), diff="".join(diffs),
+    return Result(host=host, changed=changed, diff="".join(diffs),
                   result={"files": changed_files, "started": started_daemons,
-                          "timings": timings})
+                          "timings": timings,
+                          "addresses": check.addresses if check is not None else []})
 
 
 def run_command_checked(task: Task, command: str) -> None:
@@ -211,17 +220,23 @@ def run_command_checked(task: Task, command: str) -> None:
                                  f"exited {res.rc}: {(res.stderr or res.stdout).strip()[-500:]}")
 
 
-def verify_host(task: Task) -> None:
-    """Raise when the host's daemons do not run or do not answer (see tasks.verify)."""
-    host = task.host
+def verify_script(host: Host) -> str:
+    """The check command of the host's tier (see tasks.verify)."""
     tier = tier_of(host)
     port = int(host.get("http_port", 80)) if tier == "web" else 80
-    out = run_command(task, check_command(tier, str(host.hostname), port,
-                                          str(host.get("vrrp_interface", "eth0"))), timeout=15)
-    check = parse_check_output(out.stdout)
-    found = problems(tier, check, f"{fqdn(host)} {host.hostname}")
+    return check_command(tier, str(host.hostname), port, str(host.get("vrrp_interface", "eth0")))
+
+
+def verify_host(task: Task, output: str | None = None) -> HostCheck:
+    """Check the host (or parse `output` of its check, already run); raise on a problem."""
+    host = task.host
+    if output is None:
+        output = run_command(task, verify_script(host), timeout=15).stdout
+    check = parse_check_output(output)
+    found = problems(tier_of(host), check, f"{fqdn(host)} {host.hostname}")
     if found:
         raise RuntimeError(f"verify: {'; '.join(found)}")
+    return check
 
 
 def describe_error(exc: BaseException, host: Host) -> str:
@@ -254,6 +269,7 @@ class HostReport:
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     diff: str = ""
+    addresses: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"tier": self.tier, "status": self.status,
@@ -276,7 +292,8 @@ def deploy_node(task: Task, inventory: Inventory, dry_run: bool = False, lab_mod
         res = deploy_host(task, inventory, dry_run, lab_mode, gate)
         report = HostReport(task.host.name, tier, "changed" if res.changed else "unchanged",
                             files=res.result["files"], started=res.result["started"],
-                            timings=res.result["timings"], diff=res.diff or "")
+                            timings=res.result["timings"], diff=res.diff or "",
+                            addresses=res.result["addresses"])
         report.seconds = time.monotonic() - started
         return Result(host=task.host, changed=res.changed, diff=res.diff, result=report)
     finally:
