@@ -89,7 +89,7 @@ TABLES: dict[str, str] = {
                  "committed_at DATETIME(6) NOT NULL, KEY run_seq (run, seq)) ENGINE=InnoDB",
 }
 START_WAIT = 30.0
-PRIMARY_WAIT = 90.0
+PRIMARY_WAIT = 45.0
 CATCH_UP_WAIT = 60.0
 
 

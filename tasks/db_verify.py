@@ -131,23 +131,21 @@ def cluster_from_results(result: AggregatedResult) -> ClusterStatus:
 
 
 def print_cluster(cluster: ClusterStatus, console: Console | None = None) -> None:
-    """The cluster state as a table, then its problems (or 'healthy')."""
+    """The cluster state as a table, then its problems with last errors (or 'healthy')."""
     console = console or Console()
     table = Table(title=f"database tier (primary: {cluster.primary or '?'})")
     for column in ("node", "address", "role", "id", "read_only", "GTID", "IO/SQL", "lag s"):
         table.add_column(column, no_wrap=True)
-    table.add_column("error", overflow="fold")
     for n in cluster.nodes:
         rep = n.replica
         if not n.reachable:
-            table.add_row(n.name, n.address, n.role, *["?"] * 5, n.error)
+            table.add_row(n.name, n.address, n.role, *["?"] * 5)
             continue
         gtid = n.gtid_slave_pos if n.role == "replica" else n.gtid_binlog_pos
         table.add_row(
             n.name, n.address, n.role, str(n.server_id), "ON" if n.read_only else "OFF",
             gtid or "-", f"{rep.io_running}/{rep.sql_running}" if rep else "-",
             "-" if rep is None or rep.seconds_behind is None else str(rep.seconds_behind),
-            rep.last_error if rep else "",
         )
     console.print(table)
     for problem in cluster.problems:
