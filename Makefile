@@ -5,11 +5,20 @@ PY := .venv/bin/python
 OUT := out
 
 .PHONY: setup demo test lint down
+$(OUT):
+	mkdir -p $(OUT)
+
 setup:
 	bash scripts/setup.sh
 
-demo: setup
+demo: setup | $(OUT)
 	$(PY) runbooks/lab.py up
+	$(PY) runbooks/deploy.py --json $(OUT)/deploy.json
+	$(PY) runbooks/failover_drill.py --capture --fault crash \
+	    --json $(OUT)/drill.json --pcap $(OUT)/drill.pcap --png $(OUT)/drill.png
+	$(PY) runbooks/db_status.py
+	@echo "demo done: lab up (make down removes it); evidence in $(OUT)/: deploy.json," \
+	    "drill.pcap (open with wireshark/tshark), drill.png (timeline), drill.json"
 
 test: setup
 	.venv/bin/ruff check .
