@@ -69,9 +69,13 @@ class TierGate:
 
     def wait(self, tier: str, timeout: float = 600.0) -> float:
         """Block until the tiers before `tier` are done; return the seconds waited."""
+        return self.wait_for(self.order[: self.order.index(tier)], timeout)
+
+    def wait_for(self, tiers: tuple[str, ...], timeout: float = 600.0) -> float:
+        """Block until every host of `tiers` is done; return the seconds waited."""
         started = time.monotonic()
-        for earlier in self.order[: self.order.index(tier)]:
-            self._done[earlier].wait(timeout)
+        for tier in tiers:
+            self._done[tier].wait(timeout)
         return time.monotonic() - started
 
     def finished(self, tier: str) -> None:
@@ -79,6 +83,14 @@ class TierGate:
             self._left[tier] -= 1
             if self._left[tier] <= 0:
                 self._done[tier].set()
+
+
+def prerequisites(tier: str, service: str) -> tuple[str, ...]:
+    """Tiers to finish before a service's files go live: a web node's Apache needs nothing,
+    its DB settings need the db tier; a proxy needs every tier before it."""
+    if tier == "web":
+        return ("db",) if service == "app" else ()
+    return TIER_ORDER[: TIER_ORDER.index(tier)]
 
 
 def boot_script(services: list[str]) -> str:
@@ -176,17 +188,17 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
     currents = parse_read(paths, files_part)
     running = parse_daemons(daemons_part)
     _timed(timings, "read", started)
-    needed = any(diff_file(c, d) for c, d in zip(currents, (f for p in plans for f in p.files),
-                                                  strict=True))
-    needed = needed or any(p.daemon and not running.get(p.daemon) for p in plans)
-    if gate is not None and needed:  # only a host with something to apply waits its turn
-        timings["wait"] = round(gate.wait(tier_of(host)), 4)
     current = iter(currents)
     changed_files: list[str] = []
     diffs: list[str] = []
     started_daemons: list[str] = []
     for plan in plans:
         mine = [next(current) for _ in plan.files]
+        needed = any(diff_file(c, d) for c, d in zip(mine, plan.files, strict=True)) or bool(
+            plan.daemon and not running.get(plan.daemon))
+        if gate is not None and needed and not dry_run:  # only what applies waits its turn
+            waited = gate.wait_for(prerequisites(tier_of(host), plan.service))
+            timings["wait"] = round(timings.get("wait", 0.0) + waited, 4)
         started = time.monotonic()
         res = push_files(task, plan.files, validate=plan.validate, reload=plan.reload,
                          dry_run=dry_run, current=mine)

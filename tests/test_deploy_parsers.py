@@ -13,6 +13,7 @@ from tasks.deploy_tier import (
     TierGate,
     parse_daemons,
     plan_host,
+    prerequisites,
     read_state_script,
 )
 from tasks.push import DesiredFile
@@ -137,3 +138,10 @@ def test_the_tier_gate_orders_db_web_rp_and_skips_absent_tiers() -> None:
     gate.finished("web")
     thread.join(5)
     assert seen == ["web", "rp"]
+
+
+def test_apache_goes_live_at_once_db_settings_after_the_db_tier_proxies_last() -> None:
+    assert prerequisites("web", "apache2") == ()
+    assert prerequisites("web", "app") == ("db",)
+    assert prerequisites("rp", "nginx") == ("db", "web")
+    assert prerequisites("db", "mariadb") == ()
