@@ -37,6 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="run the experiment N times")
     p.add_argument("--probe-interval", type=float, default=0.02, help="seconds (default 0.02)")
     p.add_argument("--probe-timeout", type=float, default=0.3, help="seconds (default 0.3)")
+    p.add_argument("--settle", type=float, default=15.0,
+                   help="seconds the steady state may take to hold before the fault (15)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--pcap", type=Path, help="keep the capture here (default out/drill-F.pcap)")
     p.add_argument("--png", type=Path, help="timeline picture (default out/drill-F.png)")
@@ -100,7 +102,7 @@ def build_context(args: argparse.Namespace) -> DrillContext:
         preempt_delay=float(backup.get("vrrp_preempt_delay", 0)),
         names={h.hostname: h.name for h in nr_all.inventory.hosts.values()},
         capture=args.capture, probe_interval=args.probe_interval,
-        probe_timeout=args.probe_timeout,
+        probe_timeout=args.probe_timeout, settle_timeout=args.settle,
         progress=lambda m: console.print(f"[dim]{time.strftime('%H:%M:%S')} … {m}[/]"),
     )
 

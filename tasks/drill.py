@@ -179,6 +179,7 @@ class DrillContext:
     capture: bool = True
     probe_interval: float = 0.02
     probe_timeout: float = 0.3
+    settle_timeout: float = 15.0  # how long the steady state may take to hold before a fault
     progress: Callable[[str], None] = lambda _m: None
 
 
@@ -260,8 +261,14 @@ def theoretical_bound(ctx: DrillContext, fault: Fault) -> float:
 def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
     """Observe, inject `fault` on ctx.target, check the takeover, restore, check again."""
     exp = Experiment(fault.name, ctx.target, ctx.backup)
-    problems = steady_state(ctx, ctx.target)
-    if problems:
+    problems: list[str] = []
+
+    def healthy() -> bool:
+        problems[:] = steady_state(ctx, ctx.target)
+        return not problems
+
+    # A transient fault (e.g. a web server nginx still marks failed) may clear by itself.
+    if _wait(healthy, ctx.settle_timeout, step=0.5) is None:
         exp.problems = ["steady state not met, nothing injected: " + p for p in problems]
         return exp
     sniffer = None

@@ -83,7 +83,8 @@ def test_no_fault_is_injected_when_the_steady_state_does_not_hold(
     deployed: object, lab: Lab, tmp_path: Path
 ) -> None:
     # rp2 is not the VIP holder, so a drill that expects it to be must refuse to start.
-    code, output, summary = drill(tmp_path, "--fault", "stop", "--target", "rp2")
+    code, output, summary = drill(tmp_path, "--fault", "stop", "--target", "rp2",
+                                  "--settle", "2")
     assert code == 1
     exp = summary["experiments"][0]
     assert exp["problems"][0].startswith("steady state not met, nothing injected")
