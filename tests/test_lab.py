@@ -43,7 +43,7 @@ def test_nodes_have_isolated_files_and_processes(lab: Lab) -> None:
     assert probe.returncode != 0
     rows = [line.split() for line in inside(lab, "web2", "ps", "-e", "-o", "pid=,comm=")
             .splitlines() if line.strip()]
-    assert rows[0] == ["1", "tini"] and ["sshd"] == [c for _, c in rows if c == "sshd"]
+    assert rows[0] == ["1", "tini"] and "sshd" in [c for _, c in rows]
     # The node sees its own processes only: not this test runner, not the other nodes' tini.
     assert all(c not in ("pytest", "python", "python3") for _, c in rows)
     assert [c for _, c in rows].count("tini") == 1
