@@ -108,11 +108,11 @@ def test_upstream_has_one_server_line_per_web_host(rendered: Rendered) -> None:
 def test_master_only_on_rp1_with_priorities(rendered: Rendered) -> None:
     rp1 = rendered["rp1"]["/etc/keepalived/keepalived.conf"]
     rp2 = rendered["rp2"]["/etc/keepalived/keepalived.conf"]
-    assert "    priority 150\n" in rp1 and "    priority 100\n" in rp2
+    assert "    state MASTER\n" in rp1 and "    priority 150\n" in rp1
+    assert "    state BACKUP\n" in rp2 and "    priority 100\n" in rp2
+    assert "MASTER\n" not in rp2
     for conf in (rp1, rp2):
-        # preempt_delay (default 12 s) needs both to start BACKUP; priority elects rp1.
-        assert "    state BACKUP\n    preempt_delay 12\n" in conf
-        assert "state MASTER" not in conf
+        assert 'notify_backup "/usr/sbin/service nginx reload"' in conf
         assert "virtual_router_id 51\n" in conf
         assert "10.5.1.110/24 dev eth0\n" in conf
         assert "    version 2\n" in conf and "    advert_int 1\n" in conf
@@ -161,13 +161,14 @@ def test_nopreempt_starts_every_proxy_as_backup(tmp_path: Path) -> None:
     assert "priority 150" in rendered["rp1"]["/etc/keepalived/keepalived.conf"]
 
 
-def test_without_preempt_delay_the_master_starts_as_master(tmp_path: Path) -> None:
-    inventory = variant(tmp_path, lambda g: g["rp"]["data"].update(vrrp_preempt_delay=0))
+def test_preempt_delay_starts_every_proxy_as_backup(tmp_path: Path) -> None:
+    inventory = variant(tmp_path, lambda g: g["rp"]["data"].update(vrrp_preempt_delay=12))
     rendered = render_all(inventory)
-    rp1 = rendered["rp1"]["/etc/keepalived/keepalived.conf"]
-    rp2 = rendered["rp2"]["/etc/keepalived/keepalived.conf"]
-    assert "    state MASTER\n" in rp1 and "    state BACKUP\n" in rp2
-    assert "preempt_delay" not in rp1 + rp2 and "MASTER\n" not in rp2
+    for proxy in ("rp1", "rp2"):
+        conf = rendered[proxy]["/etc/keepalived/keepalived.conf"]
+        assert "    state BACKUP\n    preempt_delay 12\n" in conf
+        assert "state MASTER" not in conf
+    assert "priority 150" in rendered["rp1"]["/etc/keepalived/keepalived.conf"]
 
 
 def test_more_web_servers_in_natural_order(tmp_path: Path) -> None:
