@@ -44,7 +44,8 @@ def assert_failover_rp1_to_rp2(code: int, output: str, summary: dict[str, Any]) 
     # rp1 advertises before the fault, rp2 after it, and rp1 again after preempting back.
     first_rp2 = sources.index(RP2)
     assert set(sources[:first_rp2]) == {RP1} and first_rp2 >= 1
-    assert all(a["time"] < exp["fault_time"] + 0.05 for a in adverts[:first_rp2])
+    # The capture starts before the fault, and the new MASTER only speaks after it.
+    assert adverts[0]["time"] < exp["fault_time"] < failover["new_first_time"]
     assert sources[-1] == RP1
     probes = exp["probes"]
     assert probes["recovered"] and set(probes["servers_after"]) == {
