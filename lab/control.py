@@ -2,8 +2,8 @@
 
 A node is a network namespace (`ip netns`, veth on the bridge) in which `unshare` makes its
 own mount, UTS and PID namespaces: copy-on-write /etc and /var (overlayfs over the host's),
-fresh /run and /tmp, its own hostname, and `tini` as PID 1 running sshd. Killing PID 1 kills
-every process of the node, which is how a crash is made.
+fresh /run and /tmp, its own /root, its own hostname, and `tini` as PID 1 running sshd.
+Killing PID 1 kills every process of the node, which is how a crash is made.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ for d in etc var; do
 done
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+# root's own home, as on a VM: the machine's /root (its shell start-up files) stays out.
+mkdir -p "$dir/root" && chmod 700 "$dir/root" && mount --bind "$dir/root" /root
 mkdir -p /run/lock /run/sshd /run/mysqld
 chmod 1777 /run/lock
 chown mysql:mysql /run/mysqld 2>/dev/null || true

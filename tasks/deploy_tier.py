@@ -19,6 +19,7 @@ from typing import Any
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 
+from tasks.connection import CONNECTION
 from tasks.push import DesiredFile, diff_file, parse_read, push_files, read_script
 from tasks.remote import RemoteCommandError, run_command
 from tasks.render import fqdn, host_context, render_template, tier_of
@@ -176,7 +177,7 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
     plans = plan_host(host, inventory, lab_mode, extra)
     _timed(timings, "render", started)
     started = time.monotonic()
-    host.get_connection("netmiko", task.nornir.config)
+    host.get_connection(CONNECTION, task.nornir.config)
     _timed(timings, "connect", started)
     started = time.monotonic()
     out = run_command(task, read_state_script(plans) + "echo @@verify\n" + verify_script(host))

@@ -18,6 +18,7 @@ from typing import Any
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
+from tasks.connection import CONNECTION
 from tasks.probe import ProbeLoop, distribution
 from tasks.probe_analysis import ProbeAnalysis, ProbeRecord, analyze_probes
 from tasks.remote import check_command, run_command
@@ -61,7 +62,7 @@ def _drop_connection(nr: Nornir, host: str) -> None:
     try:
         nr.inventory.hosts[host].close_connections()
     except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is gone anyway
-        nr.inventory.hosts[host].connections.pop("netmiko", None)
+        nr.inventory.hosts[host].connections.pop(CONNECTION, None)
 
 
 def sh(nr: Nornir, host: str, command: str, timeout: float = 30) -> str:

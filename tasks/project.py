@@ -137,12 +137,15 @@ def build_nornir(
         nr = nr.filter(F(groups__any=list(groups)))
     if hosts:
         nr = nr.filter(F(name__any=list(hosts)))
+    from tasks.connection import share_netmiko_options
+
     if settings.is_lab:
         from lab.safety import apply_lab_connection_options, ensure_lab_targets
 
         apply_lab_connection_options(nr)
         if check_lab:
             ensure_lab_targets(settings, [h.hostname for h in nr.inventory.hosts.values()])
+    share_netmiko_options(nr)
     return nr
 
 

@@ -2,7 +2,8 @@
 
 netmiko's `send_command` reads a prompt and gives no exit status; deploy steps need both
 the status and exact bytes. So commands run on their own exec channel of the SSH transport
-that the Nornir netmiko connection already holds: one connection per host, reused.
+that the host's netmiko connection (tasks/connection.py) holds: one connection per host,
+reused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass
 
 from nornir.core.task import Task
+
+from tasks.connection import CONNECTION
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -46,7 +49,7 @@ def run_command(
     task: Task, command: str, stdin: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> CommandResult:
     """Run `command` through `sh` on the task's host and return its exit code and output."""
-    conn = task.host.get_connection("netmiko", task.nornir.config)
+    conn = task.host.get_connection(CONNECTION, task.nornir.config)
     transport = conn.remote_conn.get_transport()
     chan = transport.open_session(timeout=timeout)
     try:
