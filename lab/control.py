@@ -161,6 +161,7 @@ class Lab:
         self.settings = settings
         self.bridge = settings.lab_bridge
         self.nodes = {n.name: n for n in load_nodes(settings)}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # nodes started here
 
     def node(self, name: str) -> Node:
         try:
@@ -274,7 +275,7 @@ class Lab:
     def _start(self, node: Node) -> None:
         directory = paths.node_dir(node.name)
         log = open(directory / "console.log", "ab")  # noqa: SIM115 - handed to the child
-        subprocess.Popen(
+        self._children[node.name] = subprocess.Popen(
             ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--pid",
              "--fork", "--mount-proc", "--propagation", "private",
              "/bin/sh", "-c", NODE_INIT, "node-init", node.fqdn, str(directory),
@@ -330,8 +331,17 @@ class Lab:
             raise LabError(f"node {name} is not running")
         os.kill(pid, signal.SIGKILL)
         _run(["ip", "link", "set", node.veth, "down"])
-        deadline = time.monotonic() + 5
-        while _ns_pid1(node.netns) is not None and time.monotonic() < deadline:
+        self._wait_gone(node)
+
+    def _wait_gone(self, node: Node, timeout: float = 5.0) -> None:
+        """Wait until no process is left in the node's namespace (its launcher reaped)."""
+        deadline = time.monotonic() + timeout
+        child = self._children.pop(node.name, None)
+        if child is not None:
+            child.wait(timeout=timeout)
+        while _run(["ip", "netns", "pids", node.netns], check=False).split():
+            if time.monotonic() > deadline:
+                raise LabError(f"node {node.name}: processes still alive after the crash")
             time.sleep(0.01)
 
     def cut_link(self, name: str) -> None:
