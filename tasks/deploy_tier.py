@@ -255,9 +255,16 @@ def verify_host(task: Task, output: str | None = None) -> HostCheck:
 def describe_error(exc: BaseException, host: Host) -> str:
     """One clear line (plus checker output, if any) for a failed host."""
     from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
-    from paramiko.ssh_exception import SSHException
+    from paramiko.ssh_exception import BadHostKeyException, SSHException
 
     extras = host.get_connection_parameters("netmiko").extras or {}
+    message = str(exc)
+    if isinstance(exc, BadHostKeyException) or "does not match" in message:
+        return (f"refused: the SSH host key of {host.hostname} does not match the one pinned "
+                f"in {extras.get('alt_key_file', 'known_hosts')} (not trusted blindly)")
+    if "not found in known_hosts" in message:
+        return (f"refused: {host.hostname} has no pinned host key in "
+                f"{extras.get('alt_key_file', 'known_hosts')}")
     if isinstance(exc, NetmikoTimeoutException):
         return (f"unreachable: no SSH session with {host.hostname}:22 within "
                 f"{extras.get('conn_timeout', '?')} s (host down, cable cut or filtered)")

@@ -161,8 +161,12 @@ class RoundRobin:
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(self.order).items()))
 
-    def covers(self, expected: list[str]) -> bool:
-        return not self.errors and set(self.order) == set(expected)
+    def covers(self, expected: list[str], allowed: list[str] | None = None) -> bool:
+        """No error, every expected server answered, and nobody outside `allowed` did
+        (a web host whose deploy failed may still serve its previous config)."""
+        seen = set(self.order)
+        return (not self.errors and set(expected) <= seen
+                and seen <= set(allowed if allowed is not None else expected))
 
 
 def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 80,

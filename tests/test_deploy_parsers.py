@@ -99,6 +99,9 @@ def test_round_robin_counts_and_coverage() -> None:
     assert rr.counts == {"web1": 2, "web2": 1}
     assert rr.covers(["web1", "web2"]) and not rr.covers(["web1", "web2", "web3"])
     assert not RoundRobin(["web1"], ["HTTP 502"]).covers(["web1"])
+    # A web host whose deploy failed may still answer; a server outside the tier may not.
+    assert rr.covers(["web1"], allowed=["web1", "web2"])
+    assert not rr.covers(["web1"], allowed=["web1"])
 
 
 def test_parse_daemons() -> None:
