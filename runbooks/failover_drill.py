@@ -89,7 +89,9 @@ def build_context(args: argparse.Namespace) -> DrillContext:
     lab = None
     if settings.is_lab:
         from lab.control import Lab
+        from lab.safety import ensure_lab_targets
 
+        ensure_lab_targets(settings, [str(backup["vip"])])  # the probes' only destination
         lab = Lab(settings)
     webs = [h for h in nr_all.inventory.hosts.values() if "web" in h.groups]
     return DrillContext(

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nornir.core import Nornir
-from nornir.core.task import Result, Task
+from nornir.core.task import Result
 
 from tasks.connection import CONNECTION
-from tasks.probe import ProbeLoop, distribution
+from tasks.probe import ProbeLoop
 from tasks.probe_analysis import ProbeAnalysis, ProbeRecord, analyze_probes
-from tasks.remote import check_command, run_command
+from tasks.remote import run_command
+from tasks.verify import check_round_robin, read_addresses
+from tasks.verify import vip_holders as holding
 from tasks.vrrp_analysis import CaptureAnalysis, analyze_capture, expected_takeover
 
 STEADY_STATE_TIMEOUT = 20.0  # after a restore, the stack must be healthy again within this
@@ -32,30 +34,14 @@ class DrillError(Exception):
 
 
 # --- reading the proxies -----------------------------------------------------------------
-def parse_ipv4(ip_output: str) -> list[str]:
-    """IPv4 addresses in `ip -o -4 addr show` output (pure)."""
-    found = []
-    for line in ip_output.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            found.append(parts[parts.index("inet") + 1].split("/")[0])
-    return found
-
-
-def read_addresses(task: Task, interface: str) -> Result:
-    """Result.result: the IPv4 addresses on the host's interface."""
-    res = check_command(task, f"ip -o -4 addr show dev {interface}", timeout=5)
-    return Result(host=task.host, result=parse_ipv4(res.stdout))
-
-
 def vip_holders(nr: Nornir, vip: str, interface: str) -> tuple[list[str], list[str]]:
     """(hosts holding the VIP, hosts that could not be read)."""
     results = nr.run(task=read_addresses, interface=interface, on_failed=True)
-    holders = [h for h, r in results.items() if not r.failed and vip in r[0].result]
-    unreadable = [h for h, r in results.items() if r.failed]
+    addresses = {h: r[0].result for h, r in results.items() if not r.failed}
+    unreadable = sorted(h for h, r in results.items() if r.failed)
     for h in unreadable:
         _drop_connection(nr, h)
-    return sorted(holders), sorted(unreadable)
+    return holding(addresses, vip), unreadable
 
 
 def _drop_connection(nr: Nornir, host: str) -> None:
@@ -234,11 +220,10 @@ def steady_state(ctx: DrillContext, expected_holder: str) -> list[str]:
     if holders != [expected_holder]:
         problems.append(f"VIP {ctx.vip} held by {holders or 'nobody'}, expected "
                         f"exactly {expected_holder}")
-    seen = distribution(ctx.vip, 2 * len(ctx.web_fqdns), timeout=2.0)
-    failed = {k: v for k, v in seen.items() if k.startswith("!")}
-    if failed:
-        problems.append(f"requests through the VIP failed: {failed}")
-    missing = sorted(set(ctx.web_fqdns) - set(seen))
+    seen = check_round_robin(ctx.vip, 2 * len(ctx.web_fqdns), ctx.bridge, timeout=2.0)
+    if seen.errors:
+        problems.append(f"requests through the VIP failed: {dict(Counter(seen.errors))}")
+    missing = sorted(set(ctx.web_fqdns) - set(seen.order))
     if missing:
         problems.append(f"web servers not answering through the VIP: {', '.join(missing)}")
     return problems

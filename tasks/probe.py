@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from tasks.probe_analysis import ProbeRecord
@@ -18,11 +17,11 @@ from tasks.probe_analysis import ProbeRecord
 SERVED_BY = "X-Served-By"
 
 
-def http_probe(address: str, timeout: float, path: str = "/") -> ProbeRecord:
-    """One GET to address:80; ok when status 200 with an X-Served-By header."""
+def http_probe(address: str, timeout: float, path: str = "/", port: int = 80) -> ProbeRecord:
+    """One GET to address:port; ok when status 200 with an X-Served-By header."""
     sent = time.time()
     started = time.monotonic()
-    conn = http.client.HTTPConnection(address, 80, timeout=timeout)
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close", "User-Agent": "tp5-probe"})
         resp = conn.getresponse()
@@ -37,15 +36,6 @@ def http_probe(address: str, timeout: float, path: str = "/") -> ProbeRecord:
         return ProbeRecord(sent, False, time.monotonic() - started, None, reason)
     finally:
         conn.close()
-
-
-def distribution(address: str, count: int, timeout: float = 2.0) -> Counter[str]:
-    """Send `count` sequential requests; count answers per web server ('!error' keys too)."""
-    seen: Counter[str] = Counter()
-    for _ in range(count):
-        rec = http_probe(address, timeout)
-        seen[rec.server if rec.ok and rec.server else f"!{rec.error}"] += 1
-    return seen
 
 
 class ProbeLoop:

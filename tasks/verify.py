@@ -5,13 +5,12 @@
   keepalived run, nginx answers on the node's address, and the addresses of eth0 are listed.
 - `wait_for_vip`: exactly one proxy holds the VIP and it is the inventory's MASTER, polled for
   a bounded time (the election after a first deploy).
-- `check_round_robin`: N requests through the VIP from this machine with http.client, and
+- `check_round_robin`: N requests through the VIP from this machine (tasks.probe), and
   the distribution of `X-Served-By`.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
+from tasks.probe import http_probe
 from tasks.remote import run_command
 
 MARK = "@@tp5 "
@@ -183,16 +183,9 @@ def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 8
             raise LabNotReady("; ".join(refused))
     order, errors = [], []
     for _ in range(n):
-        conn = http.client.HTTPConnection(vip, port, timeout=timeout)
-        try:
-            conn.request("GET", "/", headers={"Connection": "close"})
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                errors.append(f"HTTP {resp.status}")
-            order.append((resp.getheader("X-Served-By") or "?").split()[0])
-        except OSError as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            conn.close()
+        record = http_probe(vip, timeout, port=port)
+        if record.ok and record.server:
+            order.append(record.server)
+        else:
+            errors.append(record.error or "no answer")
     return RoundRobin(order, errors)
