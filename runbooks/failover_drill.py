@@ -32,6 +32,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--capture", action="store_true",
                    help="sniff VRRP and ARP on the lab bridge into a pcap and analyse it")
     p.add_argument("--fault", choices=sorted(FAULTS), default="crash")
+    p.add_argument("--iface", default=None,
+                   help="interface to capture on (default: the lab bridge; required on real "
+                        "machines, e.g. the host-only interface facing the VMs)")
     p.add_argument("--group", default="rp", help="the group of the VRRP routers (default rp)")
     p.add_argument("--target", default=None, help="router to fault (default: the MASTER)")
     p.add_argument("--repeat", type=int, default=1, help="run the experiment N times")
@@ -86,6 +89,10 @@ def build_context(args: argparse.Namespace) -> DrillContext:
                            f"({', '.join(hosts)})", 2)
     backup = next(h for h in by_priority if h.name != target)
     profile = backup["vrrp_profiles"][backup["vrrp_profile"]]
+    iface = args.iface or (settings.lab_bridge if settings.is_lab else None)
+    if args.capture and iface is None:
+        raise ProjectError("--capture on real machines needs --iface (the interface of this "
+                           "machine that sees the proxies' VRRP traffic)", 2)
     lab = None
     if settings.is_lab:
         from lab.control import Lab
@@ -96,7 +103,7 @@ def build_context(args: argparse.Namespace) -> DrillContext:
     webs = [h for h in nr_all.inventory.hosts.values() if "web" in h.groups]
     return DrillContext(
         nr=routers, lab=lab, vip=str(backup["vip"]), interface=str(backup["vrrp_interface"]),
-        bridge=settings.lab_bridge if settings.is_lab else None, target=target,
+        bridge=settings.lab_bridge if settings.is_lab else None, iface=iface, target=target,
         backup=backup.name, web_fqdns=sorted(f"{h.name}.{h['domain']}" for h in webs),
         vrrp_version=int(profile["version"]), advert_int=float(profile["advert_int"]),
         backup_priority=int(backup["vrrp_priority"]),

@@ -153,7 +153,8 @@ class DrillContext:
     lab: Any  # lab.control.Lab, or None on real machines
     vip: str
     interface: str
-    bridge: str | None
+    bridge: str | None  # lab bridge (route check of the probes), None on real machines
+    iface: str | None  # where the sniffer listens
     target: str
     backup: str
     web_fqdns: list[str]
@@ -261,7 +262,7 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
     if ctx.capture:
         from scapy.sendrecv import AsyncSniffer
 
-        sniffer = AsyncSniffer(iface=ctx.bridge, filter="ip proto 112 or arp", store=True)
+        sniffer = AsyncSniffer(iface=ctx.iface, filter="ip proto 112 or arp", store=True)
         sniffer.start()
     probes = ProbeLoop(ctx.vip, ctx.probe_interval, ctx.probe_timeout, max_seconds=90).start()
     bound = theoretical_bound(ctx, fault)
