@@ -202,7 +202,7 @@ def app_db_settings(host: Host, inventory: Inventory, target: str | None = None)
     ]
     if replicas:
         lines.append(f"$db_replica_host = {php_string(replicas[0].hostname)};")
-    return DesiredFile(path=f"/etc/{app}/db.php", content="\n".join(lines) + "\n",
+    return DesiredFile(path=f"/etc/{app}/db.php", content="\n".join(lines) + "\n", secret=True,
                        mode="0640", owner="root:www-data")
 
 

@@ -25,6 +25,7 @@ from tasks.remote import RemoteCommandError, run_command
 
 VALIDATION_FAILED = 90
 RELOAD_FAILED = 91
+WRITE_FAILED = 92
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class DesiredFile:
     owner: str = "root:root"
     state: Literal["file", "link", "absent"] = "file"
     link_target: str = ""
+    secret: bool = False  # its diff says that it differs, never how (passwords)
 
 
 @dataclass(frozen=True)
@@ -117,31 +119,45 @@ def diff_file(current: CurrentFile, desired: DesiredFile) -> str:
                                      fromfile=old_name, tofile=new_name))
     if current.state == desired.state == "absent":
         body = []
+    if body and desired.secret:
+        body = [f"--- {old_name}\n", f"+++ {new_name}\n",
+                "# secret content differs (not shown)\n"]
     if body and not body[-1].endswith("\n"):
         body[-1] += "\n"
     return "".join(meta + body)
 
 
 def apply_script(files: list[DesiredFile], validate: str | None, reload: str | None) -> str:
-    """The remote script: stage, back up, swap, check, restore or reload (pure)."""
+    """The remote script: back up, write and swap each file, check, then reload (pure).
+
+    Each file's state is recorded (`s<i>=bak`: backed up, `new`: did not exist) before it
+    is touched, and `restore` undoes only the files touched so far: a write that fails
+    half-way leaves the files after it as they were. A backup that cannot be made stops
+    everything before that file is touched.
+    """
     out = ["set -u", "restore() {"]
-    for f in files:
+    for i, f in enumerate(files):
         q, bak = shlex.quote(f.path), shlex.quote(f.path + ".tp5-bak")
-        out.append(f"  if [ -e {bak} ] || [ -L {bak} ]; then mv -f {bak} {q}; else rm -f {q}; fi")
+        out.append(f'  if [ "$s{i}" = bak ]; then mv -f {bak} {q}; '
+                   f'elif [ "$s{i}" = new ]; then rm -f {q}; fi')
+    out.append("  :")
     out.append("}")
-    for f in files:
+    out.append(" ".join(f"s{i}=" for i in range(len(files))))
+    fail = f"{{ restore; exit {WRITE_FAILED}; }}"
+    for i, f in enumerate(files):
         q, new, bak = (shlex.quote(f.path + s) for s in ("", ".tp5-new", ".tp5-bak"))
-        out.append(f"mkdir -p $(dirname {q})")
-        out.append(f"rm -f {bak}; if [ -e {q} ] || [ -L {q} ]; then cp -a {q} {bak}; fi")
+        out.append(f"mkdir -p $(dirname {q}) || {fail}")
+        out.append(f"rm -f {bak}; if [ -e {q} ] || [ -L {q} ]; then "
+                   f"cp -a {q} {bak} || {fail}; s{i}=bak; else s{i}=new; fi")
         if f.state == "file":
             data = base64.b64encode(f.content.encode()).decode()
             out.append(f"echo {data} | base64 -d > {new} && chmod {f.mode} {new} && "
-                       f"chown {f.owner} {new} && mv -f {new} {q} || {{ restore; exit 1; }}")
+                       f"chown {f.owner} {new} && mv -f {new} {q} || {fail}")
         elif f.state == "link":
             out.append(f"ln -sfn {shlex.quote(f.link_target)} {new} && mv -Tf {new} {q} "
-                       "|| { restore; exit 1; }")
+                       f"|| {fail}")
         else:
-            out.append(f"rm -f {q}")
+            out.append(f"rm -f {q} || {fail}")
     if validate:
         out.append(f"if ! check_out=$( ({validate}) 2>&1); then restore; "
                    f'echo "$check_out" >&2; exit {VALIDATION_FAILED}; fi')
@@ -188,6 +204,10 @@ def push_files(
         raise ValidationFailed(f"{task.host.name}: `{validate}` rejected the new "
                                f"{', '.join(f.path for f in changed)}; previous files restored, "
                                f"nothing reloaded:\n{applied.stderr.strip()}")
+    if applied.rc == WRITE_FAILED:
+        raise RemoteCommandError(task.host.name, "write files", applied,
+                                 "failed; the files touched were put back: "
+                                 f"{applied.stderr.strip()[-2000:]}")
     if not applied.ok:
         raise RemoteCommandError(task.host.name, reload or "apply", applied,
                                  f"exited {applied.rc}: {applied.stderr.strip()[-2000:]}")
