@@ -86,8 +86,12 @@ def db_status(task: Task) -> Result:
         conn.close()
 
 
-def cluster_status(nodes: list[NodeStatus], primary_address: str | None = None) -> ClusterStatus:
-    """Put the nodes together and list every problem (pure)."""
+def cluster_status(nodes: list[NodeStatus], primary_address: str | None = None,
+                   require_primary: bool = True) -> ClusterStatus:
+    """Put the nodes together and list every problem (pure).
+
+    `require_primary`: the primary is among the nodes asked (False for `--host db2` alone).
+    """
     problems: list[str] = []
     primaries = [n for n in nodes if n.role == "primary"]
     primary = primaries[0] if len(primaries) == 1 else None
@@ -119,15 +123,26 @@ def cluster_status(nodes: list[NodeStatus], primary_address: str | None = None) 
             problems.append(f"{node.name}: {rep.last_error}")
         if rep.running and rep.seconds_behind != 0:
             problems.append(f"{node.name}: {rep.seconds_behind} s behind the primary")
-    if primary is None:
+    if primary is None and (require_primary or len(primaries) > 1):
         problems.append(f"the db tier needs exactly one primary, found {len(primaries)}")
     return ClusterStatus(primary.name if primary else None, nodes, problems)
 
 
 def cluster_from_results(result: AggregatedResult) -> ClusterStatus:
-    """ClusterStatus from an ``nr.run(task=db_status)`` result."""
-    return cluster_status([multi[0].result for multi in result.values()
-                           if isinstance(multi[0].result, NodeStatus)])
+    """ClusterStatus from an ``nr.run(task=db_status)`` result; a host whose task failed is
+    an unreachable node carrying the error, never left out."""
+    nodes = []
+    for multi in result.values():
+        res = multi[0]
+        if isinstance(res.result, NodeStatus) and not multi.failed:
+            nodes.append(res.result)
+        else:
+            error = str(res.exception or "no status").strip().splitlines()
+            nodes.append(NodeStatus(res.host.name, res.host.hostname,
+                                    str(res.host.get("db_role", "?")), reachable=False,
+                                    error=error[0] if error else type(res.exception).__name__))
+    asked_primary = any(n.role == "primary" for n in nodes)
+    return cluster_status(nodes, require_primary=asked_primary)
 
 
 def print_cluster(cluster: ClusterStatus, console: Console | None = None) -> None:

@@ -283,3 +283,31 @@ def test_cluster_status_healthy_and_problems() -> None:
     assert any(p.startswith("db2: IO thread error 1593") for p in problems)
     down = _node("db1", "primary", reachable=False, error="db1: cannot connect")
     assert cluster_status([down, healthy]).problems == ["db1: unreachable: db1: cannot connect"]
+
+
+def test_a_node_whose_status_failed_is_reported_not_dropped() -> None:
+    from nornir.core.inventory import Host
+    from nornir.core.task import AggregatedResult, MultiResult, Result
+
+    from tasks.db_verify import cluster_from_results
+
+    agg = AggregatedResult("db_status")
+    primary = NodeStatus("db1", "10.5.1.211", "primary", server_id=1, read_only=False)
+    for name, address, role, outcome in (
+        ("db1", "10.5.1.211", "primary", primary),
+        ("db2", "10.5.1.212", "replica", RuntimeError("(2013, 'Lost connection')")),
+    ):
+        host = Host(name, hostname=address, data={"db_role": role})
+        multi = MultiResult("db_status")
+        if isinstance(outcome, Exception):
+            multi.append(Result(host=host, exception=outcome, failed=True))
+        else:
+            multi.append(Result(host=host, result=outcome))
+        agg[name] = multi
+    cluster = cluster_from_results(agg)
+    assert not cluster.ok
+    assert cluster.problems == ["db2: unreachable: (2013, 'Lost connection')"]
+    # Asking the replica alone is not "no primary".
+    del agg["db1"]
+    assert cluster_from_results(agg).problems == [
+        "db2: unreachable: (2013, 'Lost connection')"]
