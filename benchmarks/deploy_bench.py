@@ -19,11 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab import paths  # noqa: E402
 from lab.control import Lab  # noqa: E402
 from lab.inventory_factory import write_inventory  # noqa: E402
 from tasks.project import REPO_ROOT, load_settings  # noqa: E402
-
-TEST_LOCK = Path("/run/tp5lab.tests.lock")
 
 
 def deploy(config: Path, out: Path) -> tuple[float, dict]:
@@ -74,7 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 20, 50])
     args = parser.parse_args()
-    with open(TEST_LOCK, "w") as lock, tempfile.TemporaryDirectory() as tmp:
+    with open(paths.LOCK_FILE, "w") as lock, tempfile.TemporaryDirectory() as tmp:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             for webs in args.sizes:

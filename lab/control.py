@@ -8,6 +8,7 @@ Killing PID 1 kills every process of the node, which is how a crash is made.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import paths
+from lab.safety import check_addresses
 from lab.topology import Node, load_nodes
 from tasks.project import ProjectError, Settings
 
@@ -161,6 +163,14 @@ class Lab:
         self.settings = settings
         self.bridge = settings.lab_bridge
         self.nodes = {n.name: n for n in load_nodes(settings)}
+        bridge_if = ipaddress.ip_interface(settings.lab_bridge_address)
+        outside = [f"{n.name} ({n.address})" for n in self.nodes.values()
+                   if ipaddress.ip_address(n.address) not in bridge_if.network
+                   or ipaddress.ip_address(n.address) == bridge_if.ip]
+        if outside:
+            raise LabError(f"{settings.hosts_file}: field hostname: not a free address of the "
+                           f"lab network {bridge_if.network} (bridge {bridge_if.ip}): "
+                           f"{', '.join(outside)}", 2)
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # nodes started here
 
     def node(self, name: str) -> Node:
@@ -272,6 +282,12 @@ class Lab:
                 changed = True
         return changed
 
+    def _reset_addresses(self, node: Node) -> None:
+        """Only the node's own address on eth0, as after a reboot (no VIP left by a crash)."""
+        _run(["ip", "-n", node.netns, "addr", "flush", "dev", "eth0"])
+        _run(["ip", "-n", node.netns, "addr", "add", f"{node.address}/{node.prefix}",
+              "dev", "eth0"])
+
     def _start(self, node: Node) -> None:
         directory = paths.node_dir(node.name)
         log = open(directory / "console.log", "ab")  # noqa: SIM115 - handed to the child
@@ -301,11 +317,15 @@ class Lab:
             self._write_hosts_file(node)
         self._write_known_hosts()
         to_wait = []
+        refused = check_addresses(self.bridge, [n.address for n in self.nodes.values()])
+        if refused:
+            raise LabError("refusing to start the nodes: " + "; ".join(refused), 3)
         for node in self.nodes.values():
             existed = node.netns in netns and node.veth in links
             if self._ensure_network(node, links, netns):
                 (report.repaired if existed else report.created).append(node.name)
             if _ns_pid1(node.netns) is None:
+                self._reset_addresses(node)
                 self._start(node)
                 report.started.append(node.name)
                 to_wait.append(node)
@@ -356,10 +376,11 @@ class Lab:
         node = self.node(name)
         if _ns_pid1(node.netns) is not None:
             raise LabError(f"node {name} is still running; crash or stop it first")
-        _run(["ip", "-n", node.netns, "addr", "flush", "dev", "eth0"])
-        _run(["ip", "-n", node.netns, "addr", "add", f"{node.address}/{node.prefix}",
-              "dev", "eth0"])
+        self._reset_addresses(node)
         _run(["ip", "link", "set", node.veth, "up"])
+        refused = check_addresses(self.bridge, [node.address])
+        if refused:
+            raise LabError("refusing to restart: " + "; ".join(refused), 3)
         self._start(node)
         if not wait_ssh(node.address, time.monotonic() + SSH_READY_TIMEOUT):
             raise LabError(f"node {name}: sshd did not come back; see "

@@ -16,6 +16,7 @@ KNOWN_HOSTS = STATE_DIR / "known_hosts"
 SSHD_CONFIG = STATE_DIR / "sshd_config"
 NODES_DIR = STATE_DIR / "nodes"
 SECRETS_DIR = STATE_DIR / "secrets"
+# One lab per machine: `lab.py up/down/crash...`, a test session and the benchmarks queue here.
 LOCK_FILE = Path("/run/tp5lab.lock")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lab import paths
+from tasks.project import ProjectError
 
 if TYPE_CHECKING:
     from nornir.core import Nornir
@@ -20,8 +21,11 @@ if TYPE_CHECKING:
     from tasks.project import Settings
 
 
-class LabNotReady(Exception):
-    """The lab is down, or an address would not go through the lab bridge."""
+class LabNotReady(ProjectError):
+    """The lab is down, or an address would not go through the lab bridge (exit code 3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"refusing to connect: {message}", 3)
 
 
 def route_device(address: str) -> str | None:

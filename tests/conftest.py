@@ -1,8 +1,9 @@
 """Shared fixtures. Lab tests (marked `lab`) run the real daemons in the local lab.
 
 One lab serves the whole test session: it is rebuilt fresh at the start and removed at the
-end, also when tests fail. Test sessions on one machine queue on a lock file, since the
-lab's bridge and addresses are fixed. Deselect with `-m "not lab"` on a machine without root.
+end, also when tests fail. Test sessions (and `lab.py up/down`, the benchmarks) on one
+machine queue on one lock file, since the lab's bridge and addresses are fixed. Deselect
+with `-m "not lab and not lab_rebuild"` on a machine without root.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 
 import pytest
 
+from lab import paths
 from lab.control import Lab, namespaces_supported
 from tasks.project import REPO_ROOT, load_settings
-
-TEST_LOCK = Path("/run/tp5lab.tests.lock")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def lab() -> Iterator[Lab]:
     ok, reason = namespaces_supported()
     if not ok:
         pytest.skip(f"local lab unavailable: {reason}")
-    with open(TEST_LOCK, "w") as lock:
+    with open(paths.LOCK_FILE, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         the_lab = Lab(load_settings())
         the_lab.down()

@@ -35,3 +35,18 @@ def test_nodes_follow_the_inventory_with_short_interface_names(tmp_path: Path) -
     assert nodes[0].fqdn == "web1.tp5.b2" and nodes[0].netns == "tp5-web1"
     veths = {n.veth for n in nodes} | {n.veth_peer for n in nodes}
     assert len(veths) == 108 and all(len(v) <= 15 for v in veths)
+
+
+@pytest.mark.parametrize("address", ["10.6.0.11", "10.5.1.1"])
+def test_a_node_outside_the_lab_network_or_on_the_bridge_is_refused(
+    tmp_path: Path, address: str
+) -> None:
+    import yaml
+
+    config = write_inventory(tmp_path, 3)
+    hosts_file = tmp_path / "inventory" / "hosts.yaml"
+    hosts = yaml.safe_load(hosts_file.read_text())
+    hosts["web2"]["hostname"] = address
+    hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    with pytest.raises(LabError, match=rf"not a free address of the lab network.*web2 \({address}"):
+        control.Lab(load_settings(config))
