@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
     mode = "dry run" if args.dry_run else "deploy"
     console.print(f"{mode}: {len(names)} host(s) in parallel: {' '.join(names)}")
     run.processors.append(Progress(console))
+    # Hosts wait for earlier tiers inside the runner: every host needs its own worker, or
+    # web hosts holding all the workers would wait forever for a db host never started.
+    run.runner.num_workers = max(run.runner.num_workers, len(names))
     results = run.run(task=deploy_node, inventory=nr.inventory, dry_run=args.dry_run,
                       lab_mode=settings.is_lab, gate=gate)
     deployed = time.monotonic() - started

@@ -428,7 +428,8 @@ def wait_caught_up(conn: pymysql.connections.Connection,
                           f"{status.last_error}")
         if status.running:
             wanted = str(scalar(primary_conn, "SELECT @@GLOBAL.gtid_binlog_pos") or "")
-            remaining = max(0.0, deadline - time.monotonic())
+            # Short waits: the connection's read timeout must outlast each one.
+            remaining = min(5.0, max(0.0, deadline - time.monotonic()))
             if scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (wanted, remaining)) == 0:
                 have = str(scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or "")
                 if gtid_reached(have, wanted):

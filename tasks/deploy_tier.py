@@ -76,7 +76,9 @@ class TierGate:
         """Block until every host of `tiers` is done; return the seconds waited."""
         started = time.monotonic()
         for tier in tiers:
-            self._done[tier].wait(timeout)
+            if not self._done[tier].wait(max(0.0, timeout - (time.monotonic() - started))):
+                raise TimeoutError(f"the {tier} tier did not finish within {timeout:.0f} s; "
+                                   "nothing applied out of order")
         return time.monotonic() - started
 
     def finished(self, tier: str) -> None:
@@ -173,7 +175,8 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
     started = time.monotonic()
     extra = []
     if tier_of(host) == "web" and app_db_settings is not None:
-        extra.append(app_db_settings(host, inventory))
+        target = task.nornir.config.user_defined.get("target", "lab")
+        extra.append(app_db_settings(host, inventory, target=target))
     plans = plan_host(host, inventory, lab_mode, extra)
     _timed(timings, "render", started)
     started = time.monotonic()

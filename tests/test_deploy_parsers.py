@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from nornir.plugins.inventory import SimpleInventory
 
 from tasks.deploy_tier import (
@@ -148,3 +149,9 @@ def test_apache_goes_live_at_once_db_settings_after_the_db_tier_proxies_last() -
     assert prerequisites("web", "app") == ("db",)
     assert prerequisites("rp", "nginx") == ("db", "web")
     assert prerequisites("db", "mariadb") == ()
+
+
+def test_the_tier_gate_refuses_to_go_on_out_of_order_after_its_timeout() -> None:
+    gate = TierGate({"db": 1, "web": 1})
+    with pytest.raises(TimeoutError, match="the db tier did not finish"):
+        gate.wait_for(("db",), timeout=0.05)
