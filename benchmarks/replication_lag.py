@@ -17,10 +17,12 @@ import time
 import uuid
 from pathlib import Path
 
+from nornir.core.inventory import Host
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks.db_deploy import database_name, primary_of, replicas_of  # noqa: E402
-from tasks.db_sql import DbTarget, connect_admin, query, scalar  # noqa: E402
+from tasks.db_sql import DbError, DbTarget, connect_admin, query, scalar  # noqa: E402
 from tasks.project import ProjectError, build_nornir, fail  # noqa: E402
 
 MAX_ROWS = 20_000
@@ -51,19 +53,31 @@ def main(argv: list[str]) -> int:
     target = DbTarget.from_user_defined(nr.config.user_defined)
     primary = primary_of(nr.inventory)
     replica = replicas_of(nr.inventory)[0]
-    db = database_name(primary)
+    try:
+        return load(args, target, primary, replica, database_name(primary), total)
+    except DbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def load(args: argparse.Namespace, target: DbTarget, primary: Host, replica: Host, db: str,
+         total: int) -> int:
+    """Write `total` rows at the rate, poll the replica on its own connection, report."""
     run = uuid.uuid4().hex[:12]
-    writer, reader = connect_admin(target, primary), connect_admin(target, replica)
     seen: dict[int, float] = {}
     committed: dict[int, float] = {}
     acked: dict[int, float] = {}
     done = threading.Event()
+    writer = connect_admin(target, primary)
+    reader = connect_admin(target, replica)
+    poll_conn = connect_admin(target, replica)
 
     def poll() -> None:
         last = 0
         while not done.is_set():
-            rows = query(reader, f"SELECT seq, UNIX_TIMESTAMP(committed_at) AS t "
-                                 f"FROM {db}.lag_bench WHERE run = %s AND seq > %s", (run, last))
+            rows = query(poll_conn, f"SELECT seq, UNIX_TIMESTAMP(committed_at) AS t "
+                                    f"FROM {db}.lag_bench WHERE run = %s AND seq > %s",
+                         (run, last))
             now = time.time()
             for row in rows:
                 seen.setdefault(row["seq"], now)
@@ -75,37 +89,43 @@ def main(argv: list[str]) -> int:
             time.sleep(0.001)
 
     poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    print(f"writing {total} rows to {primary.name} at {args.rate}/s, reading on {replica.name}")
-    start = time.monotonic()
-    for seq in range(1, total + 1):
-        pause = start + (seq - 1) / args.rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        query(writer, f"INSERT INTO {db}.lag_bench (run, seq, committed_at) "
-                      "VALUES (%s, %s, NOW(6))", (run, seq))
-        acked[seq] = time.time()
-    wrote = time.monotonic() - start
-    poller.join(args.drain)
-    done.set()
-    poller.join(2)
+    try:
+        poller.start()
+        print(f"writing {total} rows to {primary.name} at {args.rate}/s, "
+              f"reading on {replica.name}")
+        start = time.monotonic()
+        for seq in range(1, total + 1):
+            pause = start + (seq - 1) / args.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            query(writer, f"INSERT INTO {db}.lag_bench (run, seq, committed_at) "
+                          "VALUES (%s, %s, NOW(6))", (run, seq))
+            acked[seq] = time.time()
+        wrote = time.monotonic() - start
+        poller.join(args.drain)
+    finally:
+        done.set()
+        poller.join()  # the poller checks `done` every millisecond (queries are bounded)
     on_primary = scalar(writer, f"SELECT COUNT(*) FROM {db}.lag_bench WHERE run = %s", (run,))
     on_replica = scalar(reader, f"SELECT COUNT(*) FROM {db}.lag_bench WHERE run = %s", (run,))
-    delays = [(seen[s] - committed[s]) * 1000 for s in seen]
-    after_ack = [(seen[s] - acked[s]) * 1000 for s in seen if s in acked]
-    print(f"run {run}: {total} writes in {wrote:.2f} s ({total / wrote:.0f}/s)")
-    if delays:
-        print(f"delay commit (primary NOW(6)) -> visible on replica: p50 "
-              f"{percentile(delays, 0.5):.2f} ms, p99 {percentile(delays, 0.99):.2f} ms, "
-              f"max {max(delays):.2f} ms")
-        print(f"delay commit acknowledged -> visible on replica:     p50 "
-              f"{percentile(after_ack, 0.5):.2f} ms, p99 {percentile(after_ack, 0.99):.2f} ms, "
-              f"max {max(after_ack):.2f} ms (poll interval ~1 ms)")
-    print(f"rows: primary {on_primary}, replica {on_replica}, seen by the poller {len(seen)}")
-    if not args.keep:
-        query(writer, f"DELETE FROM {db}.lag_bench WHERE run = %s", (run,))
-    writer.close()
-    reader.close()
+    try:
+        delays = [(seen[s] - committed[s]) * 1000 for s in seen]
+        after_ack = [(seen[s] - acked[s]) * 1000 for s in seen if s in acked]
+        print(f"run {run}: {total} writes in {wrote:.2f} s ({total / wrote:.0f}/s)")
+        if delays:
+            print(f"delay commit (primary NOW(6)) -> visible on replica: p50 "
+                  f"{percentile(delays, 0.5):.2f} ms, p99 {percentile(delays, 0.99):.2f} ms, "
+                  f"max {max(delays):.2f} ms")
+            print(f"delay commit acknowledged -> visible on replica:     p50 "
+                  f"{percentile(after_ack, 0.5):.2f} ms, p99 "
+                  f"{percentile(after_ack, 0.99):.2f} ms, max {max(after_ack):.2f} ms "
+                  "(poll interval ~1 ms)")
+        print(f"rows: primary {on_primary}, replica {on_replica}, seen by the poller {len(seen)}")
+    finally:
+        if not args.keep:
+            query(writer, f"DELETE FROM {db}.lag_bench WHERE run = %s", (run,))
+        for conn in (writer, reader, poll_conn):
+            conn.close()
     ok = on_primary == on_replica == total == len(seen)
     print("rows equal on both sides" if ok else "ROW COUNTS DIFFER")
     return 0 if ok else 1

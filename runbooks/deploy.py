@@ -87,7 +87,10 @@ def end_to_end(nr, args: argparse.Namespace, settings, reports, checks: dict) ->
     proxies = tier_hosts(nr.inventory, "rp")
     if not proxies:
         return True
-    master = next((h.name for h in proxies if h.get("vrrp_state") == "MASTER"), proxies[0].name)
+    master: str | None = next((h.name for h in proxies if h.get("vrrp_state") == "MASTER"),
+                              proxies[0].name)
+    if not proxies[0].get("vrrp_preempt", True):
+        master = None  # without preemption, after a failover the VIP stays where it went
     vip = str(proxies[0]["vip"])
     rp = nr.filter(F(name__any=[h.name for h in proxies]))
     known = {r.name: r.addresses for r in reports if r.tier == "rp" and r.addresses}

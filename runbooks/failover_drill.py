@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from tasks.drill import FAULTS, DrillContext, Experiment, run_experiment, spread  # noqa: E402
@@ -56,10 +57,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def inventory_vip(config: str | None) -> str:
+    """The rp group's VIP from the inventory files (no connection, no lab needed)."""
+    groups = yaml.safe_load(load_settings(config).groups_file.read_text()) or {}
+    return str(((groups.get("rp") or {}).get("data") or {}).get("vip", "10.5.1.110"))
+
+
 def analyze_only(args: argparse.Namespace) -> int:
     if not args.analyze.is_file():
         raise ProjectError(f"{args.analyze}: no such capture file", 2)
-    vip = args.vip or "10.5.1.110"
+    vip = args.vip or inventory_vip(args.config)
     capture = analyze_capture(args.analyze, vip)
     for line in format_summary(capture):
         console.print(line)
@@ -110,6 +117,8 @@ def build_context(args: argparse.Namespace) -> DrillContext:
         preempt=bool(backup.get("vrrp_preempt", True)),
         preempt_delay=float(backup.get("vrrp_preempt_delay", 0)),
         names={h.hostname: h.name for h in nr_all.inventory.hosts.values()},
+        explicit_target=args.target is not None,
+        priorities={h.name: int(h["vrrp_priority"]) for h in hosts.values()},
         capture=args.capture, probe_interval=args.probe_interval,
         probe_timeout=args.probe_timeout, settle_timeout=args.settle,
         progress=lambda m: console.print(f"[dim]{time.strftime('%H:%M:%S')} … {m}[/]"),
@@ -181,6 +190,14 @@ def main(argv: list[str]) -> int:
             report(ctx, exp, args, run)
             if not exp.ok:
                 break
+    except KeyboardInterrupt:
+        if ctx.pending_restore:
+            print(f"interrupted during the restore of {ctx.pending_restore}: check it with "
+                  "`python runbooks/lab.py status` and re-run runbooks/deploy.py",
+                  file=sys.stderr)
+        else:
+            print("interrupted; nothing left faulted", file=sys.stderr)
+        return 130
     finally:
         ctx.nr.close_connections()
     takeovers = [e.capture.failover.takeover_s for e in experiments
@@ -208,5 +225,5 @@ if __name__ == "__main__":
     except ProjectError as exc:
         fail(exc)
     except KeyboardInterrupt:
-        print("interrupted (the target was restored)", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         sys.exit(130)

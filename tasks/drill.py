@@ -168,6 +168,9 @@ class DrillContext:
     probe_interval: float = 0.02
     probe_timeout: float = 0.3
     settle_timeout: float = 15.0  # how long the steady state may take to hold before a fault
+    explicit_target: bool = False  # --target given: never re-aim at the current holder
+    priorities: dict[str, int] = field(default_factory=dict)  # router -> VRRP priority
+    pending_restore: str | None = None  # a faulted node whose restore has not completed
     progress: Callable[[str], None] = lambda _m: None
 
 
@@ -247,6 +250,8 @@ def theoretical_bound(ctx: DrillContext, fault: Fault) -> float:
 
 def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
     """Observe, inject `fault` on ctx.target, check the takeover, restore, check again."""
+    if not ctx.preempt and not ctx.explicit_target:
+        _aim_at_current_holder(ctx)
     exp = Experiment(fault.name, ctx.target, ctx.backup)
     problems: list[str] = []
 
@@ -259,16 +264,17 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
         exp.problems = ["steady state not met, nothing injected: " + p for p in problems]
         return exp
     sniffer = None
-    if ctx.capture:
-        from scapy.sendrecv import AsyncSniffer
-
-        sniffer = AsyncSniffer(iface=ctx.iface, filter="ip proto 112 or arp", store=True)
-        sniffer.start()
-    probes = ProbeLoop(ctx.vip, ctx.probe_interval, ctx.probe_timeout, max_seconds=90).start()
+    probes: ProbeLoop | None = None
     bound = theoretical_bound(ctx, fault)
     window = bound + 8.0 + (2.5 if fault.name == "nginx" else 0.0)
     injected = False
     try:
+        if ctx.capture:
+            from scapy.sendrecv import AsyncSniffer
+
+            sniffer = AsyncSniffer(iface=ctx.iface, filter="ip proto 112 or arp", store=True)
+            sniffer.start()
+        probes = ProbeLoop(ctx.vip, ctx.probe_interval, ctx.probe_timeout, 90).start()
         time.sleep(max(2.2 * ctx.advert_int, 1.0))
         ctx.progress(f"inject {fault.name} on {ctx.target}: {fault.story}")
         exp.fault_time = time.time()
@@ -287,6 +293,7 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
                          f"{exp.backup_holds_vip_after_s:.2f} s after the fault")
 
         def answered_after() -> bool:
+            assert probes is not None
             return any(r.ok and r.time > exp.fault_time + 0.05 for r in probes.records_so_far())
 
         if _wait(answered_after, window) is None:
@@ -295,18 +302,22 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
         holders, _ = vip_holders(ctx.nr, ctx.vip, ctx.interface)
         exp.holders_after_fault = holders
     finally:
-        if injected:
-            ctx.progress(f"restore {ctx.target} ({fault.name})")
-            exp.restore_time = time.time()
-            try:
-                fault.restore(ctx)
-            except Exception as exc:  # noqa: BLE001 - reported, and the drill fails
-                exp.problems.append(f"restore of {ctx.target} failed: {exc}")
-        if injected and not exp.problems:
-            _settle_after_restore(ctx, exp)
-        exp.records = probes.stop()
-        if sniffer is not None:
-            exp.packets = list(sniffer.stop() or [])
+        try:
+            if injected:
+                ctx.pending_restore = ctx.target
+                ctx.progress(f"restore {ctx.target} ({fault.name})")
+                exp.restore_time = time.time()
+                try:
+                    fault.restore(ctx)
+                    ctx.pending_restore = None
+                except Exception as exc:  # noqa: BLE001 - reported, and the drill fails
+                    exp.problems.append(f"restore of {ctx.target} failed: {exc}")
+            if injected and not exp.problems:
+                _settle_after_restore(ctx, exp)
+        finally:  # the probes and the sniffer stop whatever happened above
+            exp.records = probes.stop() if probes is not None else []
+            if sniffer is not None and sniffer.running:
+                exp.packets = list(sniffer.stop() or [])
     if not injected:
         return exp
     exp.holders_after_restore, _ = vip_holders(ctx.nr, ctx.vip, ctx.interface)
@@ -332,6 +343,14 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
         after = [r for r in exp.records if r.time >= exp.restore_time]
         exp.failed_after_restore = dict(Counter(r.error or "?" for r in after if not r.ok))
     return exp
+
+
+def _aim_at_current_holder(ctx: DrillContext) -> None:
+    """Without preemption the VIP stays where the last failover put it: fault that node."""
+    holders, _ = vip_holders(ctx.nr, ctx.vip, ctx.interface)
+    if holders == [ctx.backup]:
+        ctx.target, ctx.backup = ctx.backup, ctx.target
+        ctx.backup_priority = ctx.priorities.get(ctx.backup, ctx.backup_priority)
 
 
 def _settle_after_restore(ctx: DrillContext, exp: Experiment) -> None:

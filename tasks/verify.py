@@ -109,26 +109,31 @@ def read_addresses(task: Task, interface: str = "eth0") -> Result:
 
 @dataclass
 class VipCheck:
+    """Who holds the VIP. `master` None: any single holder will do (vrrp_preempt false:
+    after a failover the VIP rightly stays where it went)."""
+
     vip: str
-    master: str
+    master: str | None
     holders: list[str]
     waited: float
     unreachable: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.holders == [self.master]
+        return len(self.holders) == 1 and self.master in (None, self.holders[0])
 
     def describe(self) -> str:
         if self.ok:
-            return f"VIP {self.vip} on {self.master} (the inventory's MASTER), only there"
+            whose = ("the inventory's MASTER" if self.master
+                     else "no preemption: wherever the last election put it")
+            return f"VIP {self.vip} on {self.holders[0]} ({whose}), only there"
         held = ", ".join(self.holders) or "no proxy"
         lost = f"; unreachable: {', '.join(self.unreachable)}" if self.unreachable else ""
         return (f"VIP {self.vip} held by {held} after {self.waited:.1f} s, expected "
-                f"{self.master} alone{lost}")
+                f"{self.master or 'one proxy'} alone{lost}")
 
 
-def wait_for_vip(proxies: Nornir, vip: str, master: str, timeout: float = 10.0,
+def wait_for_vip(proxies: Nornir, vip: str, master: str | None, timeout: float = 10.0,
                  interval: float = 0.2, known: dict[str, list[str]] | None = None) -> VipCheck:
     """Poll the proxies' eth0 until `master` alone holds `vip`, at most `timeout` seconds.
 

@@ -155,3 +155,13 @@ def test_the_tier_gate_refuses_to_go_on_out_of_order_after_its_timeout() -> None
     gate = TierGate({"db": 1, "web": 1})
     with pytest.raises(TimeoutError, match="the db tier did not finish"):
         gate.wait_for(("db",), timeout=0.05)
+
+
+def test_vip_check_without_preemption_accepts_any_single_holder() -> None:
+    from tasks.verify import VipCheck
+
+    assert VipCheck("10.5.1.110", "rp1", ["rp1"], 0.0).ok
+    assert not VipCheck("10.5.1.110", "rp1", ["rp2"], 0.0).ok
+    assert VipCheck("10.5.1.110", None, ["rp2"], 0.0).ok
+    assert not VipCheck("10.5.1.110", None, ["rp1", "rp2"], 0.0).ok
+    assert not VipCheck("10.5.1.110", None, [], 0.0).ok

@@ -111,3 +111,23 @@ def test_fast_profile_takes_over_with_vrrpv3_sub_second_adverts(
     finally:
         back = deploy("--group", "rp")
         assert back.returncode == 0, back.stdout + back.stderr
+
+
+def test_without_preemption_the_vip_stays_and_the_next_run_faults_its_new_holder(
+    deployed: object, deploy: Any, tmp_path: Path
+) -> None:
+    nopreempt = write_inventory(tmp_path / "nopreempt", 3, {"rp": {"vrrp_preempt": False}})
+    try:
+        run = deploy("--config", str(nopreempt), "--group", "rp")
+        assert run.returncode == 0, run.stdout + run.stderr
+        code, output, summary = drill(tmp_path, "--config", str(nopreempt), "--fault", "stop",
+                                      "--repeat", "2")
+        assert code == 0, output
+        first, second = summary["experiments"]
+        assert (first["target"], first["backup"]) == ("rp1", "rp2")
+        assert first["holders_after_restore"] == ["rp2"]  # rp1 came back and did not preempt
+        assert (second["target"], second["backup"]) == ("rp2", "rp1")
+        assert second["holders_after_fault"] == ["rp1"] == second["holders_after_restore"]
+    finally:
+        back = deploy("--group", "rp")
+        assert back.returncode == 0, back.stdout + back.stderr
