@@ -2,10 +2,11 @@
 
 `deploy_host` reads every file of every service of the host and which daemons run in one
 SSH round trip, then pushes each service's files with `push_files` (diff; nothing touched
-when equal; else stage, check, swap or restore, reload), starts a daemon that should run but
-does not (a rebooted node), and checks the host (`tasks.verify`). `deploy_node` dispatches
-per tier, the db tier to `tasks.db_deploy` when that module exists, and orders the tiers
-(db, then web, then rp) with a `TierGate` while every host still runs in parallel.
+when equal; else back up, swap, check, then reload or put everything back), starts a daemon
+that should run but does not (a rebooted node), and checks the host (`tasks.verify`).
+`deploy_node` dispatches per tier, the db tier to `tasks.db_deploy` when that module exists,
+and orders the tiers (db, then web, then rp) with a `TierGate` while every host still runs
+in parallel.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 
+from tasks import remote
 from tasks.connection import CONNECTION
 from tasks.push import DesiredFile, diff_file, parse_read, push_files, read_script
 from tasks.remote import RemoteCommandError, run_command
@@ -213,7 +215,8 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
         if plan.daemon and not running.get(plan.daemon, False) and not res.changed:
             started = time.monotonic()
             if not dry_run:
-                run_command_checked(task, f"service {shlex.quote(plan.service)} start")
+                remote.check_command(task, f"service {shlex.quote(plan.service)} start",
+                                     timeout=60)
             started_daemons.append(plan.daemon)
             _timed(timings, "start", started)
     changed = bool(changed_files or started_daemons)
@@ -227,13 +230,6 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
                   result={"files": changed_files, "started": started_daemons,
                           "timings": timings,
                           "addresses": check.addresses if check is not None else []})
-
-
-def run_command_checked(task: Task, command: str) -> None:
-    res = run_command(task, command, timeout=60)
-    if not res.ok:
-        raise RemoteCommandError(task.host.name, command, res,
-                                 f"exited {res.rc}: {(res.stderr or res.stdout).strip()[-500:]}")
 
 
 def verify_script(host: Host) -> str:

@@ -1,8 +1,9 @@
 """What each tier gets on disk: the files to render, link or remove, in the order to apply them.
 
-A ``validate_cmd`` containing ``{candidate}`` checks one file (the staged candidate, or the
-file in place); one without it checks the service's whole live configuration. Either way it
-runs before the reload, and a failure means: restore the previous files, do not reload.
+A ``validate_cmd`` containing ``{candidate}`` checks one file (``by_service`` puts the
+file's own path there); one without it checks the service's whole configuration. Either way
+it runs on the new files in place, before the reload, and a failure means: restore the
+previous files, do not reload (tasks/push.py).
 ``by_service`` groups the files per service with one check and one reload, for ``push_files``.
 """
 
