@@ -279,7 +279,8 @@ def _address(value: Any) -> ipaddress.IPv4Address | None:
         return None
 
 
-def _natural(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts web2 before web10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
@@ -347,7 +348,7 @@ def _check_hosts(c: _Checker) -> dict[str, list[str]]:
     for tier, members in tiers.items():
         if tier in c.groups and not members:
             c.add("groups", None, "hosts", "empty tier: no host belongs to it", group=tier)
-        members.sort(key=_natural)
+        members.sort(key=natural_key)
     return tiers
 
 

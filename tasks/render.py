@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from nornir.core.inventory import Host, Inventory
 
+from tasks.inventory_check import TIERS, natural_key
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-TIERS: tuple[str, ...] = ("web", "rp", "db")
 
 _WEB_KEYS = ("http_port", "session_cookie")
 _RP_KEYS = (
@@ -39,11 +39,6 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
 def render_template(name: str, /, **context: Any) -> str:
     """Render ``templates/<name>``; an input missing from ``context`` raises UndefinedError."""
     return environment().get_template(name).render(**context)
-
-
-def natural_key(name: str) -> list[Any]:
-    """Sort key that puts web2 before web10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def tier_of(host: Host) -> str:
