@@ -20,7 +20,14 @@ from rich.console import Console  # noqa: E402
 
 from tasks.deploy_report import Progress, print_diffs, print_table, report_of, summary  # noqa: E402
 from tasks.deploy_tier import TierGate, deploy_node  # noqa: E402
-from tasks.project import ProjectError, build_nornir, fail, load_settings  # noqa: E402
+from tasks.project import (  # noqa: E402
+    ProjectError,
+    build_nornir,
+    ensure_reachable,
+    fail,
+    load_settings,
+    select_hosts,
+)
 from tasks.render import tier_hosts, tier_of  # noqa: E402
 from tasks.verify import check_round_robin, wait_for_vip  # noqa: E402
 
@@ -47,10 +54,11 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     settings = load_settings(args.config)
-    targets = build_nornir(args.config, args.group, args.host, check_lab=False)
-    nr = build_nornir(args.config)  # every host: rendering needs the whole inventory
-    names = list(targets.inventory.hosts)
-    run = nr.filter(F(name__any=names))
+    # Every host (rendering needs the whole inventory); names checked before the lab (exit 2).
+    nr = build_nornir(args.config, check_lab=False)
+    run = select_hosts(nr, args.group, args.host)
+    ensure_reachable(nr, settings)
+    names = list(run.inventory.hosts)
     tiers = [tier_of(h) for h in run.inventory.hosts.values()]
     gate = TierGate({t: tiers.count(t) for t in set(tiers)})
     mode = "dry run" if args.dry_run else "deploy"

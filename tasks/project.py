@@ -127,25 +127,42 @@ def build_nornir(
         "defaults_file": str(settings.defaults_file),
     }
     config = {k: v for k, v in settings.raw.items() if k not in ("inventory",)}
-    nr = InitNornir(inventory=inventory, **config)
+    nr = select_hosts(InitNornir(inventory=inventory, **config), groups, hosts)
+    from tasks.connection import share_netmiko_options
+
+    if settings.is_lab:
+        from lab.safety import apply_lab_connection_options
+
+        apply_lab_connection_options(nr)
+        if check_lab:
+            ensure_reachable(nr, settings)
+    share_netmiko_options(nr)
+    return nr
+
+
+def ensure_reachable(nr: Nornir, settings: Settings) -> None:
+    """In lab mode, raise ProjectError (exit 3) unless every host of `nr` is behind the
+    lab bridge; on real machines, nothing to check."""
+    if settings.is_lab:
+        from lab.safety import ensure_lab_targets
+
+        ensure_lab_targets(settings, [h.hostname for h in nr.inventory.hosts.values()])
+
+
+def select_hosts(
+    nr: Nornir, groups: list[str] | tuple[str, ...] = (), hosts: list[str] | tuple[str, ...] = ()
+) -> Nornir:
+    """`nr` filtered to the named groups and hosts (ProjectError, exit 2, for unknown names)."""
     unknown = [h for h in hosts if h not in nr.inventory.hosts]
     unknown_groups = [g for g in groups if g not in nr.inventory.groups]
     if unknown or unknown_groups:
         names = ", ".join([f"host {h}" for h in unknown] + [f"group {g}" for g in unknown_groups])
-        raise ProjectError(f"{settings.hosts_file}: no such {names} in the inventory", 2)
+        raise ProjectError(f"{nr.config.inventory.options['host_file']}: no such {names} in "
+                           "the inventory", 2)
     if groups:
         nr = nr.filter(F(groups__any=list(groups)))
     if hosts:
         nr = nr.filter(F(name__any=list(hosts)))
-    from tasks.connection import share_netmiko_options
-
-    if settings.is_lab:
-        from lab.safety import apply_lab_connection_options, ensure_lab_targets
-
-        apply_lab_connection_options(nr)
-        if check_lab:
-            ensure_lab_targets(settings, [h.hostname for h in nr.inventory.hosts.values()])
-    share_netmiko_options(nr)
     return nr
 
 
