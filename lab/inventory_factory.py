@@ -18,8 +18,10 @@ FIRST_WEB = ipaddress.ip_address("10.5.1.11")
 MAX_WEB = 99  # web addresses stay below the VIP (10.5.1.110)
 
 
-def write_inventory(folder: Path, web_count: int, changes: dict | None = None) -> Path:
-    """Write config.yaml and inventory/ under folder; `changes` updates groups' data."""
+def write_inventory(folder: Path, web_count: int, changes: dict | None = None,
+                    host_changes: dict | None = None) -> Path:
+    """Write config.yaml and inventory/ under folder; `changes` updates groups' data,
+    `host_changes` hosts' fields (e.g. {"web2": {"hostname": ...}, "db2": {"data": {...}}})."""
     if not 1 <= web_count <= MAX_WEB:
         raise ValueError(f"web_count must be 1..{MAX_WEB}, not {web_count}")
     settings = load_settings(REPO_ROOT / "config.yaml")
@@ -30,9 +32,16 @@ def write_inventory(folder: Path, web_count: int, changes: dict | None = None) -
             for i in range(web_count)}
     for group, data in (changes or {}).items():
         groups[group].setdefault("data", {}).update(data)
+    all_hosts = {**webs, **others}
+    for name, fields in (host_changes or {}).items():
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                all_hosts[name].setdefault(key, {}).update(value)
+            else:
+                all_hosts[name][key] = value
     inventory = folder / "inventory"
     inventory.mkdir(parents=True, exist_ok=True)
-    (inventory / "hosts.yaml").write_text(yaml.safe_dump({**webs, **others}, sort_keys=False))
+    (inventory / "hosts.yaml").write_text(yaml.safe_dump(all_hosts, sort_keys=False))
     (inventory / "groups.yaml").write_text(yaml.safe_dump(groups, sort_keys=False))
     (inventory / "defaults.yaml").write_text(settings.defaults_file.read_text())
     config = dict(settings.raw)

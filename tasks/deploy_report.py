@@ -15,7 +15,7 @@ from rich.table import Table
 from tasks.deploy_tier import DeployFailed, HostReport
 from tasks.render import tier_of
 
-STYLE = {"changed": "yellow", "unchanged": "green", "failed": "bold red", "skipped": "dim"}
+STYLE = {"changed": "yellow", "unchanged": "green", "failed": "bold red"}
 
 
 def report_of(host: Host, multi: MultiResult, seconds: float = 0.0) -> HostReport:

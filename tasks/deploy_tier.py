@@ -4,7 +4,7 @@
 SSH round trip, then pushes each service's files with `push_files` (diff; nothing touched
 when equal; else back up, swap, check, then reload or put everything back), starts a daemon
 that should run but does not (a rebooted node), and checks the host (`tasks.verify`).
-`deploy_node` dispatches per tier, the db tier to `tasks.db_deploy` when that module exists,
+`deploy_node` dispatches per tier, the db tier to `tasks.db_deploy`,
 and orders the tiers (db, then web, then rp) with a `TierGate` while every host still runs
 in parallel.
 """
@@ -22,6 +22,7 @@ from nornir.core.task import Result, Task
 
 from tasks import remote
 from tasks.connection import CONNECTION
+from tasks.db_deploy import app_db_settings, deploy_db
 from tasks.push import DesiredFile, diff_file, parse_read, push_files, read_script
 from tasks.remote import RemoteCommandError, run_command
 from tasks.render import fqdn, host_context, render_template, tier_of
@@ -32,11 +33,6 @@ TIER_ORDER: tuple[str, ...] = ("db", "web", "rp")
 DAEMONS = {"apache2": "apache2", "nginx": "nginx", "keepalived": "keepalived"}
 BOOT_SCRIPT = "/etc/tp5lab/boot"
 
-try:  # the database tier is written separately; without it the db hosts are skipped
-    from tasks.db_deploy import app_db_settings, deploy_db
-except ImportError:  # pragma: no cover - depends on what is merged
-    app_db_settings = None  # type: ignore[assignment]
-    deploy_db = None  # type: ignore[assignment]
 
 
 class DeployFailed(Exception):
@@ -176,7 +172,7 @@ def _deploy_host(task: Task, inventory: Inventory, dry_run: bool, lab_mode: bool
     host = task.host
     started = time.monotonic()
     extra = []
-    if tier_of(host) == "web" and app_db_settings is not None:
+    if tier_of(host) == "web":
         target = task.nornir.config.user_defined.get("target", "lab")
         extra.append(app_db_settings(host, inventory, target=target))
     plans = plan_host(host, inventory, lab_mode, extra)
@@ -281,7 +277,7 @@ class HostReport:
 
     name: str
     tier: str
-    status: str  # changed, unchanged, failed, skipped
+    status: str  # changed, unchanged, failed
     error: str = ""
     files: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
@@ -321,10 +317,6 @@ def deploy_node(task: Task, inventory: Inventory, dry_run: bool = False, lab_mod
 
 
 def _db_node(task: Task, dry_run: bool, started: float) -> Result:
-    if deploy_db is None:
-        report = HostReport(task.host.name, "db", "skipped",
-                            error="db tier not implemented (no tasks/db_deploy.py)")
-        return Result(host=task.host, result=report)
     try:
         res = deploy_db(task, dry_run=dry_run)
     except Exception as exc:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pymysql
 import pytest
-import yaml
 from conftest import DeployRun
 from nornir.core import Nornir
 from nornir.core.task import AggregatedResult
@@ -158,11 +157,7 @@ def test_a_stopped_and_lagging_replica_is_restarted_and_caught_up(lab: Lab) -> N
 def test_a_duplicate_server_id_in_the_inventory_is_refused_naming_the_hosts(
     lab: Lab, tmp_path: Path
 ) -> None:
-    config = write_inventory(tmp_path, 3)
-    hosts_file = tmp_path / "inventory" / "hosts.yaml"
-    hosts = yaml.safe_load(hosts_file.read_text())
-    hosts["db2"]["data"]["db_server_id"] = 1
-    hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    config = write_inventory(tmp_path, 3, host_changes={"db2": {"data": {"db_server_id": 1}}})
     with pytest.raises(ProjectError) as err:
         build_nornir(config, groups=["db"])
     message = str(err.value)

@@ -41,12 +41,6 @@ def test_nodes_follow_the_inventory_with_short_interface_names(tmp_path: Path) -
 def test_a_node_outside_the_lab_network_or_on_the_bridge_is_refused(
     tmp_path: Path, address: str
 ) -> None:
-    import yaml
-
-    config = write_inventory(tmp_path, 3)
-    hosts_file = tmp_path / "inventory" / "hosts.yaml"
-    hosts = yaml.safe_load(hosts_file.read_text())
-    hosts["web2"]["hostname"] = address
-    hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    config = write_inventory(tmp_path, 3, host_changes={"web2": {"hostname": address}})
     with pytest.raises(LabError, match=rf"not a free address of the lab network.*web2 \({address}"):
         control.Lab(load_settings(config))
