@@ -320,7 +320,8 @@ def run_experiment(ctx: DrillContext, fault: Fault) -> Experiment:
                 exp.packets = list(sniffer.stop() or [])
     if not injected:
         return exp
-    exp.holders_after_restore, _ = vip_holders(ctx.nr, ctx.vip, ctx.interface)
+    if not exp.holders_after_restore:  # the restore did not reach a verified steady state
+        exp.holders_after_restore, _ = vip_holders(ctx.nr, ctx.vip, ctx.interface)
     exp.probes = analyze_probes(exp.records, exp.fault_time)
     if not exp.probes.recovered:
         exp.problems.append("the probes never succeeded again after the fault")
@@ -379,6 +380,7 @@ def _settle_after_restore(ctx: DrillContext, exp: Experiment) -> None:
                             "restore: " + "; ".join(last))
     else:
         exp.steady_after_restore_s = time.time() - (exp.restore_time or time.time())
+        exp.holders_after_restore = [expected]  # what that steady-state check just read
     time.sleep(0.5)
 
 
