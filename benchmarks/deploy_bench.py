@@ -9,7 +9,6 @@ over the hosts, from the runbook's --json. Takes the test lock: it rebuilds the 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import subprocess
 import sys
@@ -17,12 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lab import paths  # noqa: E402
-from lab.control import Lab  # noqa: E402
-from lab.inventory_factory import write_inventory  # noqa: E402
-from tasks.project import REPO_ROOT, load_settings  # noqa: E402
+from tasks.core.settings import REPO_ROOT, load_settings
+from tp5lab import paths
+from tp5lab.control import Lab
+from tp5lab.inventory_factory import write_inventory
 
 
 def deploy(config: Path, out: Path) -> tuple[float, dict]:
@@ -73,8 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 20, 50])
     args = parser.parse_args()
-    with open(paths.LOCK_FILE, "w") as lock, tempfile.TemporaryDirectory() as tmp:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with paths.lab_lock(), tempfile.TemporaryDirectory() as tmp:
         try:
             for webs in args.sizes:
                 bench(webs, Path(tmp))

@@ -15,15 +15,13 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from nornir.core.inventory import Host
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tasks.db_deploy import database_name, primary_of, replicas_of  # noqa: E402
-from tasks.db_sql import DbError, DbTarget, connect_admin, query, scalar  # noqa: E402
-from tasks.project import ProjectError, build_nornir, fail  # noqa: E402
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import ProjectError, fail
+from tasks.db.deploy import database_name, primary_of, replicas_of
+from tasks.db.sql import DbError, DbTarget, connect_admin, query, scalar
 
 MAX_ROWS = 20_000
 

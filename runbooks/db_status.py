@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rich.console import Console
 
-from rich.console import Console  # noqa: E402
-
-from tasks.db_verify import cluster_from_results, db_status, print_cluster, verify_db  # noqa: E402
-from tasks.project import ProjectError, build_nornir, fail  # noqa: E402
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import ProjectError, fail
+from tasks.db.verify import cluster_from_results, db_status, print_cluster, verify_db
 
 console = Console(highlight=False)
 

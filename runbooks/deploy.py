@@ -13,23 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nornir.core.filter import F
+from rich.console import Console
 
-from nornir.core.filter import F  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from tasks.deploy_report import Progress, print_diffs, print_table, report_of, summary  # noqa: E402
-from tasks.deploy_tier import TierGate, deploy_node  # noqa: E402
-from tasks.project import (  # noqa: E402
-    ProjectError,
-    build_nornir,
-    ensure_reachable,
-    fail,
-    load_settings,
-    select_hosts,
-)
-from tasks.render import tier_hosts, tier_of  # noqa: E402
-from tasks.verify import check_round_robin, wait_for_vip  # noqa: E402
+from tasks.core.inventory import tier_hosts, tier_of
+from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
+from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.deploy.checks import check_round_robin, wait_for_vip
+from tasks.deploy.host import TierGate, deploy_node
+from tasks.deploy.report import Progress, print_diffs, print_table, report_of, summary
 
 console = Console(highlight=False)
 

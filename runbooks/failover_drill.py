@@ -12,16 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import yaml
+from rich.console import Console
 
-import yaml  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from tasks.drill import FAULTS, DrillContext, Experiment, run_experiment, spread  # noqa: E402
-from tasks.failover_report import format_summary  # noqa: E402
-from tasks.project import ProjectError, build_nornir, fail, load_settings  # noqa: E402
-from tasks.timeline_png import render_timeline  # noqa: E402
-from tasks.vrrp_analysis import analyze_capture  # noqa: E402
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.drill.experiment import FAULTS, DrillContext, Experiment, run_experiment, spread
+from tasks.drill.report import format_summary
+from tasks.drill.timeline_png import render_timeline
+from tasks.drill.vrrp_analysis import analyze_capture
 
 console = Console(highlight=False, soft_wrap=True)
 OUT = Path("out")
@@ -102,8 +101,8 @@ def build_context(args: argparse.Namespace) -> DrillContext:
                            "machine that sees the proxies' VRRP traffic)", 2)
     lab = None
     if settings.is_lab:
-        from lab.control import Lab
-        from lab.safety import ensure_lab_targets
+        from tasks.core.guard import ensure_lab_targets
+        from tp5lab.control import Lab
 
         ensure_lab_targets(settings, [str(backup["vip"])])  # the probes' only destination
         lab = Lab(settings)

@@ -6,21 +6,18 @@ Also the faults the drill uses: `crash HOST`, `cut HOST`, `uncut HOST`, `restart
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from lab import paths  # noqa: E402
-from lab.control import Lab  # noqa: E402
-from lab.status import collect_status  # noqa: E402
-from tasks.project import ProjectError, check_inventory_or_raise, fail, load_settings  # noqa: E402
+from tasks.core.nornir_build import check_inventory_or_raise
+from tasks.core.settings import ProjectError, fail, load_settings
+from tp5lab import paths
+from tp5lab.control import Lab
+from tp5lab.status import collect_status
 
 console = Console()
 
@@ -74,9 +71,7 @@ def main(argv: list[str]) -> int:
             console.print(f"lab is down (no bridge {lab.bridge}); run: python runbooks/lab.py up")
             return 1
         return print_status(lab, args.config)
-    paths.LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with open(paths.LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with paths.lab_lock():
         started = time.monotonic()
         if args.action == "up":
             report = lab.up(progress=lambda m: console.print(f"[dim]… {m}[/]"))

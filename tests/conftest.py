@@ -8,7 +8,6 @@ with `-m "not lab and not lab_rebuild"` on a machine without root.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -22,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from lab import paths
-from lab.control import Lab, namespaces_supported
-from tasks.project import REPO_ROOT, load_settings
+from tasks.core.settings import REPO_ROOT, load_settings
+from tp5lab import paths
+from tp5lab.control import Lab, namespaces_supported
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +37,7 @@ def lab() -> Iterator[Lab]:
     ok, reason = namespaces_supported()
     if not ok:
         pytest.skip(f"local lab unavailable: {reason}")
-    with open(paths.LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with paths.lab_lock():
         the_lab = Lab(load_settings())
         the_lab.down()
         try:

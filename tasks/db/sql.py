@@ -1,0 +1,131 @@
+"""pymysql connections from the controller to the database nodes, checked and short-timed.
+
+In lab mode every connection is refused unless the address is routed through the lab bridge
+(``tasks.core.guard``), so lab traffic never leaves the machine. Connections use short timeouts and
+autocommit. Accounts: the controller's admin (``tp5admin``), the replication account
+(``repl``) and the application's (named after the app).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+from nornir.core.inventory import Host
+
+from tasks.core.guard import check_addresses
+from tasks.core.secrets import DbSecrets, db_secrets
+
+ADMIN_USER = "tp5admin"
+REPL_USER = "repl"
+CONNECT_TIMEOUT = 3
+READ_TIMEOUT = 30
+# Where the admin account may connect from on real machines (the lab uses the bridge address).
+ADMIN_FROM_ENV = "TP5_DB_ADMIN_FROM"
+
+
+class DbError(Exception):
+    """A database step failed; the message names the host and the cause."""
+
+
+@dataclass(frozen=True)
+class DbTarget:
+    """Where and how the controller reaches the databases (from Nornir's config)."""
+
+    target: str
+    bridge: str
+    bridge_address: str
+
+    @classmethod
+    def from_user_defined(cls, user_defined: Mapping[str, Any]) -> DbTarget:
+        lab = user_defined.get("lab", {}) or {}
+        return cls(
+            target=str(user_defined.get("target", "lab")),
+            bridge=str(lab.get("bridge", "tp5br0")),
+            bridge_address=str(lab.get("bridge_address", "10.5.1.1/24")),
+        )
+
+    @property
+    def is_lab(self) -> bool:
+        return self.target == "lab"
+
+    def secrets(self) -> DbSecrets:
+        return db_secrets(self.target)
+
+    def admin_from(self) -> str:
+        """The host part of the admin account: the controller's lab address, or the env's."""
+        if self.is_lab:
+            return str(ipaddress.ip_interface(self.bridge_address).ip)
+        return os.environ.get(ADMIN_FROM_ENV, "%")
+
+
+def native_password_hash(password: str) -> str:
+    """mysql_native_password hash ('*' + upper hex SHA1(SHA1(password))), as PASSWORD() gives.
+
+    Accounts are created with this hash so that no plain password reaches a node's logs.
+    """
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def connect(
+    target: DbTarget, address: str, port: int, user: str, password: str,
+    name: str | None = None, database: str | None = None, read_timeout: int = READ_TIMEOUT,
+) -> pymysql.connections.Connection:
+    """Open an autocommit pymysql connection (dict rows) after the lab route check."""
+    label = name or address
+    if target.is_lab:
+        problems = check_addresses(target.bridge, [address])
+        if problems:
+            raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
+    try:
+        return pymysql.connect(
+            host=address, port=port, user=user, password=password, database=database,
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
+            write_timeout=read_timeout, autocommit=True,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+    except pymysql.MySQLError as exc:
+        raise DbError(f"{label}: cannot connect to {address}:{port} as {user}: "
+                      f"{describe_error(exc)}") from exc
+
+
+def connect_admin(target: DbTarget, host: Host,
+                  read_timeout: int = READ_TIMEOUT) -> pymysql.connections.Connection:
+    """The admin connection to an inventory db host."""
+    return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
+                   target.secrets().admin, name=host.name, read_timeout=read_timeout)
+
+
+def describe_error(exc: BaseException) -> str:
+    """'(code) message' for a pymysql error, str(exc) otherwise."""
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) == 2:
+        return f"({exc.args[0]}) {exc.args[1]}"
+    return str(exc)
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The server's error number of a pymysql error, if any."""
+    if isinstance(exc, pymysql.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def query(conn: pymysql.connections.Connection, sql: str,
+          args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+    """Run one statement and return its rows (dicts)."""
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def scalar(conn: pymysql.connections.Connection, sql: str,
+           args: tuple[Any, ...] | None = None) -> Any:
+    """The first column of the first row (None when no row)."""
+    rows = query(conn, sql, args)
+    return next(iter(rows[0].values())) if rows else None

@@ -1,0 +1,263 @@
+"""Verify the database tier with SQL (pymysql from the controller) and show its state.
+
+- ``db_status`` (task): one node's state as a ``NodeStatus`` (role, read_only, GTID positions,
+  replication threads, lag, last error); ``cluster_status`` (pure) puts the nodes together
+  and lists what is wrong; ``print_cluster`` shows it as a rich table.
+- ``verify_db`` (task): on a replica, replication healthy (both threads, no error, lag 0),
+  a marker row written on the primary read here within a bounded time (delay measured), a
+  write refused (read_only; and the admin account really lacks SUPER / READ_ONLY ADMIN, or
+  the refusal would prove nothing); on the primary, writable with the binary log on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pymysql
+from nornir.core.inventory import Host
+from nornir.core.task import AggregatedResult, Result, Task
+from rich.console import Console
+from rich.table import Table
+
+from tasks.db.deploy import database_name, full_inventory, replica_source
+from tasks.db.facts import ReplicaStatus, forbidden_admin_privileges, parse_slave_status
+from tasks.db.sql import DbError, DbTarget, connect_admin, describe_error, query, scalar
+
+MARKER_TIMEOUT = 5.0
+READ_ONLY_ERROR = 1290
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What one db node says about itself (error set when it could not be asked)."""
+
+    name: str
+    address: str
+    role: str
+    reachable: bool = True
+    error: str = ""
+    server_id: int | None = None
+    read_only: bool | None = None
+    gtid_binlog_pos: str = ""
+    gtid_slave_pos: str = ""
+    replica: ReplicaStatus | None = None
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """The tier as a whole: who is primary, the nodes, and every problem found."""
+
+    primary: str | None
+    nodes: list[NodeStatus]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_node_status(conn: pymysql.connections.Connection, host: Host) -> NodeStatus:
+    """Ask a node (admin connection) for its state."""
+    row = query(conn, "SELECT @@server_id AS server_id, @@read_only AS read_only, "
+                      "@@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")[0]
+    return NodeStatus(
+        name=host.name, address=host.hostname, role=str(host["db_role"]),
+        server_id=int(row["server_id"]), read_only=bool(row["read_only"]),
+        gtid_binlog_pos=str(row["binlog_pos"] or ""), gtid_slave_pos=str(row["slave_pos"] or ""),
+        replica=parse_slave_status(query(conn, "SHOW SLAVE STATUS")),
+    )
+
+
+def db_status(task: Task) -> Result:
+    """Nornir task: result = NodeStatus of the host; failed when it cannot be reached."""
+    target = DbTarget.from_user_defined(task.nornir.config.user_defined)
+    host = task.host
+    try:
+        conn = connect_admin(target, host, read_timeout=10)
+    except DbError as exc:
+        status = NodeStatus(host.name, host.hostname, str(host["db_role"]), reachable=False,
+                            error=str(exc))
+        return Result(host=host, result=status, failed=True)
+    try:
+        return Result(host=host, result=read_node_status(conn, host))
+    finally:
+        conn.close()
+
+
+def cluster_status(nodes: list[NodeStatus], primary_address: str | None = None,
+                   require_primary: bool = True) -> ClusterStatus:
+    """Put the nodes together and list every problem (pure).
+
+    `require_primary`: the primary is among the nodes asked (False for `--host db2` alone).
+    """
+    problems: list[str] = []
+    primaries = [n for n in nodes if n.role == "primary"]
+    primary = primaries[0] if len(primaries) == 1 else None
+    address = primary_address or (primary.address if primary else None)
+    for node in nodes:
+        if not node.reachable:
+            problems.append(f"{node.name}: unreachable: {node.error}")
+            continue
+        if node.role == "primary":
+            if node.read_only:
+                problems.append(f"{node.name}: the primary is read-only")
+            if node.replica is not None and node.replica.running:
+                problems.append(f"{node.name}: the primary is itself replicating from "
+                                f"{node.replica.master_host}")
+            continue
+        if not node.read_only:
+            problems.append(f"{node.name}: the replica is not read-only")
+        rep = node.replica
+        if rep is None:
+            problems.append(f"{node.name}: replication is not configured")
+            continue
+        if address and rep.master_host != address:
+            problems.append(f"{node.name}: replicates from {rep.master_host}, "
+                            f"not the primary {address}")
+        if not rep.running:
+            problems.append(f"{node.name}: replication threads IO={rep.io_running} "
+                            f"SQL={rep.sql_running}")
+        if rep.last_error:
+            problems.append(f"{node.name}: {rep.last_error}")
+        if rep.running and rep.seconds_behind != 0:
+            problems.append(f"{node.name}: {rep.seconds_behind} s behind the primary")
+    if primary is None and (require_primary or len(primaries) > 1):
+        problems.append(f"the db tier needs exactly one primary, found {len(primaries)}")
+    return ClusterStatus(primary.name if primary else None, nodes, problems)
+
+
+def cluster_from_results(result: AggregatedResult) -> ClusterStatus:
+    """ClusterStatus from an ``nr.run(task=db_status)`` result; a host whose task failed is
+    an unreachable node carrying the error, never left out."""
+    nodes = []
+    for multi in result.values():
+        res = multi[0]
+        if isinstance(res.result, NodeStatus) and not multi.failed:
+            nodes.append(res.result)
+        else:
+            error = str(res.exception or "no status").strip().splitlines()
+            nodes.append(NodeStatus(res.host.name, res.host.hostname,
+                                    str(res.host.get("db_role", "?")), reachable=False,
+                                    error=error[0] if error else type(res.exception).__name__))
+    asked_primary = any(n.role == "primary" for n in nodes)
+    return cluster_status(nodes, require_primary=asked_primary)
+
+
+def print_cluster(cluster: ClusterStatus, console: Console | None = None) -> None:
+    """The cluster state as a table, then its problems with last errors (or 'healthy')."""
+    console = console or Console()
+    table = Table(title=f"database tier (primary: {cluster.primary or '?'})")
+    for column in ("node", "address", "role", "id", "read_only", "GTID", "IO/SQL", "lag s"):
+        table.add_column(column, no_wrap=True)
+    for n in cluster.nodes:
+        rep = n.replica
+        if not n.reachable:
+            table.add_row(n.name, n.address, n.role, *["?"] * 5)
+            continue
+        gtid = n.gtid_slave_pos if n.role == "replica" else n.gtid_binlog_pos
+        table.add_row(
+            n.name, n.address, n.role, str(n.server_id), "ON" if n.read_only else "OFF",
+            gtid or "-", f"{rep.io_running}/{rep.sql_running}" if rep else "-",
+            "-" if rep is None or rep.seconds_behind is None else str(rep.seconds_behind),
+        )
+    console.print(table)
+    for problem in cluster.problems:
+        console.print(f"[red]problem[/red]: {problem}")
+    if cluster.ok:
+        console.print("[green]healthy[/green]: one primary, every replica running, "
+                      "no error, no lag")
+
+
+# --- verification -------------------------------------------------------------------------
+
+def write_marker(primary_conn: pymysql.connections.Connection, db: str, source: str) -> str:
+    """Insert a marker row on the primary; return its token."""
+    token = uuid.uuid4().hex
+    query(primary_conn, f"INSERT INTO {db}.markers (token, source) VALUES (%s, %s)",
+          (token, source))
+    return token
+
+
+def wait_marker(replica_conn: pymysql.connections.Connection, db: str, token: str,
+                timeout: float) -> float | None:
+    """Seconds until the marker is visible on the replica (None: not within timeout)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if query(replica_conn, f"SELECT 1 FROM {db}.markers WHERE token = %s", (token,)):
+            return time.monotonic() - started
+        time.sleep(0.001)
+    return None
+
+
+def write_refusal(replica_conn: pymysql.connections.Connection, db: str) -> str | None:
+    """Try a write on the replica; the refusal message, or None when it was accepted."""
+    try:
+        query(replica_conn, f"INSERT INTO {db}.markers (token, source) VALUES (%s, %s)",
+              (uuid.uuid4().hex, "write-on-replica"))
+    except pymysql.MySQLError as exc:
+        if exc.args and exc.args[0] == READ_ONLY_ERROR:
+            return describe_error(exc)
+        raise
+    return None
+
+
+def verify_db(task: Task, marker_timeout: float = MARKER_TIMEOUT) -> Result:
+    """Nornir task: check a db host with SQL; raises DbError listing every problem.
+
+    Result: result = {'role', 'marker_delay_s', 'write_refused', 'gtid_slave_pos', ...}.
+    """
+    target = DbTarget.from_user_defined(task.nornir.config.user_defined)
+    host = task.host
+    db = database_name(host)
+    conn = connect_admin(target, host, read_timeout=10)
+    try:
+        status = read_node_status(conn, host)
+        if host["db_role"] == "primary":
+            problems = [p for p in cluster_status([status]).problems
+                        if "needs exactly one primary" not in p]
+            if not scalar(conn, "SELECT @@log_bin"):
+                problems.append(f"{host.name}: the binary log is off")
+            if problems:
+                raise DbError("; ".join(problems))
+            return Result(host=host, result={"role": "primary",
+                                             "gtid_binlog_pos": status.gtid_binlog_pos})
+        primary = replica_source(host, full_inventory(task))
+        return Result(host=host, result=_verify_replica(
+            conn, status, target, host, primary, db, marker_timeout))
+    finally:
+        conn.close()
+
+
+def _verify_replica(conn: pymysql.connections.Connection, status: NodeStatus,
+                    target: DbTarget, host: Host, primary: Host, db: str,
+                    marker_timeout: float) -> dict[str, object]:
+    problems = [p for p in cluster_status([status], primary.hostname).problems
+                if "needs exactly one primary" not in p]
+    forbidden = forbidden_admin_privileges(
+        str(next(iter(r.values()))) for r in query(conn, "SHOW GRANTS"))
+    if forbidden:
+        problems.append(f"{host.name}: the admin account has {', '.join(forbidden)}: it could "
+                        "write despite read_only, so the refusal test would prove nothing")
+    delay = None
+    primary_conn = connect_admin(target, primary, read_timeout=10)
+    try:
+        token = write_marker(primary_conn, db, f"verify {host.name}")
+        delay = wait_marker(conn, db, token, marker_timeout)
+    finally:
+        primary_conn.close()
+    if delay is None:
+        problems.append(f"{host.name}: the marker written on {primary.name} was not read "
+                        f"here within {marker_timeout:.1f} s")
+    refusal = None if forbidden else write_refusal(conn, db)
+    if refusal is None and not forbidden:
+        problems.append(f"{host.name}: a write on the replica was accepted (read_only off?)")
+    if problems:
+        raise DbError("; ".join(problems))
+    rep = status.replica
+    return {"role": "replica", "marker_delay_s": delay, "write_refused": refusal,
+            "gtid_slave_pos": status.gtid_slave_pos,
+            "io_running": rep.io_running if rep else None,
+            "sql_running": rep.sql_running if rep else None,
+            "seconds_behind": rep.seconds_behind if rep else None}

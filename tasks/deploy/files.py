@@ -1,0 +1,142 @@
+"""What each tier gets on disk: the files to render, link or remove, in the order to apply them.
+
+A ``validate_cmd`` containing ``{candidate}`` checks one file (``by_service`` puts the
+file's own path there); one without it checks the service's whole configuration. Either way
+it runs on the new files in place, before the reload, and a failure means: restore the
+previous files, do not reload (tasks/push.py).
+``by_service`` groups the files per service with one check and one reload, for ``push_files``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from nornir.core.inventory import Host
+
+from tasks.core.inventory import tier_of
+
+FileState = Literal["file", "link", "absent"]
+
+
+
+def reload_or_start(service: str, daemon: str) -> str:
+    """Reload ``service`` when its daemon runs, start it otherwise (fresh nodes)."""
+    return (f"if pidof {daemon} >/dev/null; then service {service} reload; "
+            f"else service {service} start; fi")
+
+
+APACHE_CHECK = "apache2ctl configtest"
+APACHE_RELOAD = reload_or_start("apache2", "apache2")
+NGINX_CHECK = "nginx -t"
+NGINX_RELOAD = reload_or_start("nginx", "nginx")
+KEEPALIVED_CHECK = "keepalived --config-test -f {candidate}"
+KEEPALIVED_RELOAD = reload_or_start("keepalived", "keepalived")
+PHP_CHECK = "php -l {candidate}"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file on a host.
+
+    ``state``: "file" (render ``template`` to ``path``), "link" (``path`` is a symlink to
+    ``target``) or "absent" (``path`` must not exist). ``service`` is the daemon the file
+    belongs to (to start it when it is not running); ``reload_cmd`` applies a change.
+    """
+
+    path: str
+    template: str | None
+    mode: str = "0644"
+    owner: str = "root:root"
+    service: str | None = None
+    validate_cmd: str | None = None
+    reload_cmd: str | None = None
+    state: FileState = "file"
+    target: str | None = None
+
+    @property
+    def checks_candidate(self) -> bool:
+        """True when ``validate_cmd`` checks the staged candidate (before the swap)."""
+        return self.validate_cmd is not None and "{candidate}" in self.validate_cmd
+
+    def validate_command(self, candidate: str) -> str | None:
+        """The checker command for a candidate staged at ``candidate``."""
+        if self.validate_cmd is None:
+            return None
+        return self.validate_cmd.replace("{candidate}", candidate)
+
+
+@dataclass(frozen=True)
+class ServiceFiles:
+    """The files of one service, pushed together: one check, then one reload."""
+
+    service: str
+    files: tuple[FileSpec, ...]
+    validate_cmd: str | None
+    reload_cmd: str | None
+
+
+def by_service(specs: list[FileSpec]) -> list[ServiceFiles]:
+    """Group ``specs`` per service (first-seen order); checks run on the files in place."""
+    order: dict[str, list[FileSpec]] = {}
+    for spec in specs:
+        order.setdefault(spec.service or "", []).append(spec)
+    groups = []
+    for service, files in order.items():
+        checks = _unique(f.validate_command(f.path) for f in files)
+        reloads = _unique(f.reload_cmd for f in files)
+        groups.append(ServiceFiles(
+            service=service, files=tuple(files),
+            validate_cmd=" && ".join(f"({c})" if len(checks) > 1 else c for c in checks) or None,
+            reload_cmd=" && ".join(reloads) or None,
+        ))
+    return groups
+
+
+def _unique(items: Iterable[str | None]) -> list[str]:
+    return list(dict.fromkeys(i for i in items if i))
+
+
+def _apache(path: str, template: str | None = None, state: FileState = "file",
+            target: str | None = None) -> FileSpec:
+    return FileSpec(path=path, template=template, service="apache2", validate_cmd=APACHE_CHECK,
+                    reload_cmd=APACHE_RELOAD, state=state, target=target)
+
+
+def web_files(app_name: str) -> list[FileSpec]:
+    """Apache + PHP serving ``app_name`` on the node's address, default site disabled."""
+    site = f"{app_name}.conf"
+    return [
+        _apache("/etc/apache2/ports.conf", "apache/ports.conf.j2"),
+        _apache(f"/etc/apache2/sites-available/{site}", "apache/site.conf.j2"),
+        FileSpec(path=f"/var/www/{app_name}/index.php", template="php/index.php.j2",
+                 service="apache2", validate_cmd=PHP_CHECK),
+        _apache(f"/etc/apache2/sites-enabled/{site}", state="link",
+                target=f"../sites-available/{site}"),
+        _apache("/etc/apache2/sites-enabled/000-default.conf", state="absent"),
+    ]
+
+
+def rp_files(app_name: str) -> list[FileSpec]:
+    """NGINX load balancer (default site removed) and Keepalived holding the VIP."""
+    return [
+        FileSpec(path=f"/etc/nginx/conf.d/{app_name}.conf", template="nginx/site.conf.j2",
+                 service="nginx", validate_cmd=NGINX_CHECK, reload_cmd=NGINX_RELOAD),
+        FileSpec(path="/etc/nginx/sites-enabled/default", template=None, service="nginx",
+                 validate_cmd=NGINX_CHECK, reload_cmd=NGINX_RELOAD, state="absent"),
+        FileSpec(path="/etc/keepalived/keepalived.conf", template="keepalived/keepalived.conf.j2",
+                 service="keepalived", validate_cmd=KEEPALIVED_CHECK,
+                 reload_cmd=KEEPALIVED_RELOAD),
+    ]
+
+
+def host_files(host: Host) -> list[FileSpec]:
+    """The files of ``host``'s tier, in the order to apply them (the db tier has none yet)."""
+    tier = tier_of(host)
+    app_name = str(host["app_name"])
+    if tier == "web":
+        return web_files(app_name)
+    if tier == "rp":
+        return rp_files(app_name)
+    return []

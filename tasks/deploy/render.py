@@ -1,0 +1,124 @@
+"""Render the configuration templates: pure functions, inputs only from the Nornir inventory."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from nornir.core.inventory import Host, Inventory
+
+from tasks.core.inventory import fqdn, tier_hosts, tier_of
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+_WEB_KEYS = ("http_port", "session_cookie")
+_RP_KEYS = (
+    "vip", "vip_prefix", "vrrp_interface", "vrrp_router_id", "vrrp_state", "vrrp_priority",
+    "vrrp_preempt", "vrrp_preempt_delay", "vrrp_profile", "lb_affinity", "lb_max_fails",
+    "lb_fail_timeout",
+)
+_DB_KEYS = ("db_role", "db_server_id", "db_port")
+
+
+@cache
+def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
+    """The Jinja2 environment: StrictUndefined, blocks trimmed, trailing newline kept."""
+    return Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, /, **context: Any) -> str:
+    """Render ``templates/<name>``; an input missing from ``context`` raises UndefinedError."""
+    return environment().get_template(name).render(**context)
+
+
+def web_servers(inventory: Inventory) -> list[dict[str, Any]]:
+    """Every web server: name, fqdn, address and HTTP port, in natural name order."""
+    return [
+        {"name": h.name, "fqdn": fqdn(h), "address": h.hostname, "port": h["http_port"]}
+        for h in tier_hosts(inventory, "web")
+    ]
+
+
+def _proxy(host: Host) -> dict[str, Any]:
+    return {
+        "name": host.name, "fqdn": fqdn(host), "address": host.hostname,
+        "state": host["vrrp_state"], "priority": host["vrrp_priority"],
+    }
+
+
+def _db(host: Host) -> dict[str, Any]:
+    return {
+        "name": host.name, "fqdn": fqdn(host), "address": host.hostname,
+        "port": host["db_port"], "role": host["db_role"], "server_id": host["db_server_id"],
+    }
+
+
+def _session_cookie(inventory: Inventory) -> str:
+    cookies = {h["session_cookie"] for h in tier_hosts(inventory, "web")}
+    if len(cookies) != 1:
+        raise ValueError(f"the web servers must share one session_cookie, got {sorted(cookies)}")
+    return str(cookies.pop())
+
+
+def _vrrp(host: Host) -> dict[str, Any]:
+    profile_name = host["vrrp_profile"]
+    profile = host["vrrp_profiles"][profile_name]
+    advert_int = profile["advert_int"]
+    return {
+        "vrrp_version": profile["version"],
+        "vrrp_advert_int": advert_int,
+        "vrrp_instance": f"VI_{host['app_name']}",
+        # vrrp_script intervals are whole seconds in keepalived.
+        "check_interval": max(1, math.ceil(advert_int)),
+    }
+
+
+def host_context(host: Host, inventory: Inventory) -> dict[str, Any]:
+    """Everything the templates of ``host`` may use, built from the inventory only.
+
+    Always: name, fqdn, address, domain, app_name, app_fqdn, app_root, db_config, tier,
+    web_servers, proxies, db_servers, db_primary. Plus the tier's own data: web (http_port,
+    session_cookie), rp (VIP, VRRP settings and timers of the selected profile, rp_peers,
+    upstream, lb_* and session_cookie of the web tier), db (db_role, db_server_id, db_port).
+    """
+    tier = tier_of(host)
+    app_name = host["app_name"]
+    domain = host["domain"]
+    dbs = [_db(h) for h in tier_hosts(inventory, "db")]
+    primaries = [db for db in dbs if db["role"] == "primary"]
+    context: dict[str, Any] = {
+        "name": host.name,
+        "fqdn": fqdn(host),
+        "address": host.hostname,
+        "domain": domain,
+        "app_name": app_name,
+        "app_fqdn": f"{app_name}.{domain}",
+        "app_root": f"/var/www/{app_name}",
+        "db_config": f"/etc/{app_name}/db.php",
+        "tier": tier,
+        "web_servers": web_servers(inventory),
+        "proxies": [_proxy(h) for h in tier_hosts(inventory, "rp")],
+        "db_servers": dbs,
+        "db_primary": primaries[0] if len(primaries) == 1 else None,
+    }
+    if tier == "web":
+        context.update({key: host[key] for key in _WEB_KEYS})
+    elif tier == "rp":
+        context.update({key: host[key] for key in _RP_KEYS})
+        context.update(_vrrp(host))
+        context["rp_peers"] = [p for p in context["proxies"] if p["name"] != host.name]
+        context["upstream"] = f"{app_name}_servers"
+        context["session_cookie"] = _session_cookie(inventory)
+    else:
+        context.update({key: host[key] for key in _DB_KEYS})
+    return context

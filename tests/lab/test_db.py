@@ -1,0 +1,218 @@
+"""The database tier against the local lab: deploy from fresh nodes, replication, read-only
+replica, idempotence, recovery of a stopped replica, and bad settings failing one host.
+
+The tests run in order on the session's fresh lab and each leaves the tier healthy.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pymysql
+import pytest
+from conftest import DeployRun
+from nornir.core import Nornir
+from nornir.core.task import AggregatedResult
+
+from tasks.core.guard import check_addresses
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import ProjectError
+from tasks.db.deploy import SETTINGS_PATH, deploy_db
+from tasks.db.sql import DbTarget, connect_admin, query, scalar
+from tasks.db.verify import (
+    cluster_from_results,
+    db_status,
+    verify_db,
+    wait_marker,
+    write_marker,
+    write_refusal,
+)
+from tp5lab.control import Lab
+from tp5lab.inventory_factory import write_inventory
+
+pytestmark = pytest.mark.lab
+
+DB = "app_nulle"
+
+
+def db_nornir() -> Nornir:
+    return build_nornir(groups=["db"])
+
+
+def deploy(nr: Nornir) -> AggregatedResult:
+    return nr.run(task=deploy_db)
+
+
+def connect(nr: Nornir, name: str) -> pymysql.connections.Connection:
+    target = DbTarget.from_user_defined(nr.config.user_defined)
+    return connect_admin(target, nr.inventory.hosts[name])
+
+
+def tokens(conn: pymysql.connections.Connection) -> set[str]:
+    return {r["token"] for r in query(conn, f"SELECT token FROM {DB}.markers")}
+
+
+def wait_same_rows(primary: pymysql.connections.Connection,
+                   replica: pymysql.connections.Connection, timeout: float = 10) -> set[str]:
+    deadline = time.monotonic() + timeout
+    want = tokens(primary)
+    while tokens(replica) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tokens(replica) == want
+    return want
+
+
+def assert_healthy(nr: Nornir) -> None:
+    cluster = cluster_from_results(nr.run(task=db_status))
+    assert cluster.ok, cluster.problems
+    assert cluster.primary == "db1"
+
+
+def sql_threads(conn: pymysql.connections.Connection) -> set[int]:
+    """Ids of the replica's IO and SQL threads (they change when replication restarts)."""
+    return {r["ID"] for r in query(conn, "SELECT ID FROM information_schema.PROCESSLIST "
+                                         "WHERE USER = 'system user'")}
+
+
+def test_fresh_nodes_get_a_primary_and_a_running_replica(lab: Lab) -> None:
+    nr = db_nornir()
+    result = deploy(nr)
+    assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
+    db1, db2 = result["db1"][0], result["db2"][0]
+    assert db1.changed and db2.changed
+    assert "+server_id = 1" in db1.diff and "+read_only = ON" in db2.diff
+    assert "create database app_nulle" in db1.result["actions"]
+    assert "create account 'repl'@'10.5.1.212'" in db1.result["actions"]
+    assert any(a.startswith("replicate from db1 (10.5.1.211)") for a in db2.result["actions"])
+    assert_healthy(nr)
+    verified = nr.run(task=verify_db)
+    assert not verified.failed, {h: str(m[0].exception) for h, m in verified.items()}
+    delay = verified["db2"][0].result["marker_delay_s"]
+    print(f"\nmarker written on db1 read on db2 after {delay * 1000:.1f} ms")
+    assert delay < 5
+
+
+def test_rows_written_on_the_primary_appear_on_the_replica(lab: Lab) -> None:
+    nr = db_nornir()
+    primary, replica = connect(nr, "db1"), connect(nr, "db2")
+    written = {write_marker(primary, DB, "test rows") for _ in range(50)}
+    assert written <= wait_same_rows(primary, replica)
+    token = write_marker(primary, DB, "one more")
+    assert wait_marker(replica, DB, token, 5.0) is not None
+
+
+def test_the_replica_refuses_writes_and_the_admin_cannot_bypass_it(lab: Lab) -> None:
+    nr = db_nornir()
+    replica, primary = connect(nr, "db2"), connect(nr, "db1")
+    grants = " ".join(str(next(iter(r.values()))) for r in query(replica, "SHOW GRANTS"))
+    assert "SUPER" not in grants and "READ_ONLY ADMIN" not in grants
+    assert "ALL PRIVILEGES" not in grants
+    before = scalar(replica, f"SELECT COUNT(*) FROM {DB}.markers")
+    refusal = write_refusal(replica, DB)
+    assert refusal is not None and "--read-only" in refusal
+    assert scalar(replica, f"SELECT COUNT(*) FROM {DB}.markers") == before
+    assert scalar(replica, "SELECT @@read_only") == 1
+    assert scalar(primary, "SELECT @@read_only") == 0
+
+
+def test_a_second_deploy_changes_nothing_and_keeps_replication_running(lab: Lab) -> None:
+    nr = db_nornir()
+    primary, replica = connect(nr, "db1"), connect(nr, "db2")
+    position = scalar(primary, "SELECT @@gtid_binlog_pos")
+    threads = sql_threads(replica)
+    assert len(threads) == 2
+    result = deploy(nr)
+    assert not result.failed
+    for name in ("db1", "db2"):
+        assert not result[name][0].changed, result[name][0].result
+        assert result[name][0].diff == ""
+        assert result[name][0].result["actions"] == []
+    assert scalar(primary, "SELECT @@gtid_binlog_pos") == position  # nothing written
+    assert sql_threads(replica) == threads  # replication never restarted
+
+
+def test_a_stopped_and_lagging_replica_is_restarted_and_caught_up(lab: Lab) -> None:
+    nr = db_nornir()
+    primary, replica = connect(nr, "db1"), connect(nr, "db2")
+    query(replica, "STOP SLAVE")
+    written = {write_marker(primary, DB, "while stopped") for _ in range(100)}
+    time.sleep(0.3)
+    assert not written & tokens(replica)  # the replica really fell behind
+    status = cluster_from_results(nr.run(task=db_status))
+    assert not status.ok and any("IO=No SQL=No" in p for p in status.problems)
+    result = deploy(nr)
+    assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
+    assert not result["db1"][0].changed
+    assert result["db2"][0].changed
+    assert result["db2"][0].result["actions"] == ["start replication"]
+    # deploy_db returned only once caught up: every row is there already.
+    assert tokens(replica) == tokens(primary)
+    assert written <= tokens(replica)
+    assert_healthy(nr)
+
+
+def test_a_duplicate_server_id_in_the_inventory_is_refused_naming_the_hosts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config = write_inventory(tmp_path, 3, host_changes={"db2": {"data": {"db_server_id": 1}}})
+    with pytest.raises(ProjectError) as err:
+        build_nornir(config, groups=["db"])
+    message = str(err.value)
+    assert "host db2" in message and "db_server_id" in message and "also used by db1" in message
+
+
+def test_a_replica_with_the_primarys_server_id_fails_alone_then_recovers(lab: Lab) -> None:
+    nr = db_nornir()
+    nr.inventory.hosts["db2"].data["db_server_id"] = 1  # past the inventory check
+    result = deploy(nr)
+    assert result["db2"].failed and not result["db1"].failed
+    assert not result["db1"][0].changed
+    error = str(result["db2"][0].exception)
+    assert error.startswith("db2: replication from db1 failed")
+    assert "1593" in error and "equal MariaDB server ids" in error, error
+    primary = connect(nr, "db1")
+    token = write_marker(primary, DB, "primary still writable")
+    fixed = deploy(db_nornir())
+    assert not fixed.failed, {h: str(m[0].exception) for h, m in fixed.items() if m.failed}
+    assert fixed["db2"][0].changed and "+server_id = 2" in fixed["db2"][0].diff
+    replica = connect(db_nornir(), "db2")
+    assert token in tokens(replica)
+    assert tokens(replica) == tokens(primary)
+    assert_healthy(db_nornir())
+
+
+def test_a_setting_mariadbd_rejects_is_never_live(lab: Lab) -> None:
+    nr = db_nornir()
+    lab_argv = lab.nsenter_argv("db2", ["cat", SETTINGS_PATH])
+    before = subprocess.run(lab_argv, capture_output=True, text=True, check=True).stdout
+    nr.inventory.hosts["db2"].data["db_server_id"] = "2x"
+    result = deploy(nr.filter(name="db2"))
+    assert result["db2"].failed
+    error = str(result["db2"][0].exception)
+    assert error.startswith("db2: ") and "previous files restored" in error
+    assert "server_id" in error, error
+    after = subprocess.run(lab_argv, capture_output=True, text=True, check=True).stdout
+    assert after == before
+    assert_healthy(db_nornir())
+
+
+def test_the_app_page_reflects_the_database(deployed: DeployRun) -> None:
+    assert not check_addresses("tp5br0", ["10.5.1.11"])
+    with urllib.request.urlopen("http://10.5.1.11/", timeout=5) as response:
+        page = response.read().decode()
+    match = re.search(r"^db: visits=(\d+) id=(\d+) host=10\.5\.1\.211$", page, re.M)
+    assert match, page
+    nr = db_nornir()
+    primary, replica = connect(nr, "db1"), connect(nr, "db2")
+    visit = int(match.group(2))
+    row = query(primary, f"SELECT served_by FROM {DB}.visits WHERE id = %s", (visit,))
+    assert row and row[0]["served_by"] == "web1.tp5.b2 10.5.1.11"
+    deadline = time.monotonic() + 5
+    while not query(replica, f"SELECT 1 FROM {DB}.visits WHERE id = %s", (visit,)):
+        assert time.monotonic() < deadline, "the visit never reached the replica"
+        time.sleep(0.05)
+    assert re.search(r"^db-replica: visits=\d+ host=10\.5\.1\.212$", page, re.M), page
