@@ -7,6 +7,8 @@ that the replica refuses a write. Exit 0 only when the tier is healthy (and veri
 
 from __future__ import annotations
 
+import _venv  # noqa: F401  (first: continue inside the project's .venv)
+
 import argparse
 import sys
 

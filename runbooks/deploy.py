@@ -7,6 +7,8 @@ every targeted host and check succeeded.
 
 from __future__ import annotations
 
+import _venv  # noqa: F401  (first: continue inside the project's .venv)
+
 import argparse
 import json
 import sys

@@ -6,6 +6,8 @@ python runbooks/failover_drill.py [--capture] [--fault crash|link|stop|nginx] [-
 
 from __future__ import annotations
 
+import _venv  # noqa: F401  (first: continue inside the project's .venv)
+
 import argparse
 import json
 import sys

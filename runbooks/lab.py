@@ -5,6 +5,8 @@ Also the faults the drill uses: `crash HOST`, `cut HOST`, `uncut HOST`, `restart
 
 from __future__ import annotations
 
+import _venv  # noqa: F401  (first: continue inside the project's .venv)
+
 import argparse
 import os
 import sys
