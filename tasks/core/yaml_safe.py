@@ -1,0 +1,134 @@
+"""Read the project's YAML files the way Nornir does (ruamel.yaml, YAML 1.2), refusing fast what
+could exhaust time or memory: anchors and aliases (a "billion laughs" document), deep nesting,
+oversized files. Repeated keys are listed with their lines instead of silently merged.
+
+YAML 1.2 matters: PyYAML (1.1) reads ``no`` as false and ``1:30`` as 90 where Nornir's loader
+keeps the strings, so a value checked with PyYAML is not the value Nornir deploys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    NodeEvent,
+)
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key repeated within one mapping: where it is (outer keys), its lines."""
+
+    path: tuple[str, ...]
+    key: str
+    first_line: int
+    line: int
+
+
+@dataclass
+class LoadedYaml:
+    """One file: its data (None when it could not be read), repeated keys, or the error."""
+
+    data: Any = None
+    duplicates: list[Duplicate] = field(default_factory=list)
+    error: str | None = None
+
+
+def _yaml() -> YAML:
+    loader = YAML(typ="safe", pure=True)
+    loader.allow_duplicate_keys = True  # listed by find_duplicates, with their lines
+    return loader
+
+
+def _refusal(event: Event, depth: int) -> str | None:
+    """Why an event makes the document unsafe to build, or None."""
+    line = event.start_mark.line + 1 if event.start_mark else 0
+    if isinstance(event, AliasEvent):
+        return f"line {line}: YAML aliases (*{event.anchor}) are not accepted"
+    if isinstance(event, NodeEvent) and event.anchor is not None:
+        return f"line {line}: YAML anchors (&{event.anchor}) are not accepted"
+    if depth > MAX_DEPTH:
+        return f"line {line}: nested more than {MAX_DEPTH} levels deep"
+    return None
+
+
+def _scan(text: str) -> str | None:
+    """Walk the parser's events (no tree is built): the first reason to refuse, or None."""
+    depth = 0
+    for event in _yaml().parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+        refusal = _refusal(event, depth)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def find_duplicates(node: Node, path: tuple[str, ...] = ()) -> list[Duplicate]:
+    """Keys repeated within one mapping of a composed node tree (depth is bounded)."""
+    found: list[Duplicate] = []
+    if isinstance(node, MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                found.append(Duplicate(path, key, seen[key], line))
+            else:
+                seen[key] = line
+            found.extend(find_duplicates(value_node, (*path, key)))
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(find_duplicates(item, (*path, str(index))))
+    return found
+
+
+def _read(path: Path) -> tuple[str | None, str | None]:
+    """(text, None) or (None, why it cannot be read)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return None, f"{size} bytes: larger than the {MAX_BYTES} accepted"
+        return path.read_bytes().decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+
+
+def parse_yaml(text: str) -> LoadedYaml:
+    """Parse one YAML document; an empty document is an empty mapping."""
+    try:
+        refusal = _scan(text)
+        if refusal is not None:
+            return LoadedYaml(error=f"refused: {refusal}")
+        loader = _yaml()
+        node = loader.compose(text)
+        if node is None:
+            return LoadedYaml(data={})
+        duplicates = find_duplicates(node)
+        return LoadedYaml(loader.constructor.construct_document(node), duplicates)
+    except (YAMLError, ValueError, TypeError) as exc:
+        return LoadedYaml(error=f"not valid YAML: {' '.join(str(exc).split())}")
+
+
+def load_yaml(path: Path) -> LoadedYaml:
+    """Read and parse one file; problems are returned, never raised."""
+    text, error = _read(path)
+    if text is None:
+        return LoadedYaml(error=error)
+    return parse_yaml(text)
