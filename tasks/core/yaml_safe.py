@@ -25,6 +25,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 20
+_NO_ALIASES = "YAML anchors and aliases are not accepted (write each value out)"
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ def _refusal(event: Event, depth: int) -> str | None:
     """Why an event makes the document unsafe to build, or None."""
     line = event.start_mark.line + 1 if event.start_mark else 0
     if isinstance(event, AliasEvent):
-        return f"line {line}: YAML aliases (*{event.anchor}) are not accepted"
+        return f"line {line}: alias *{event.anchor}: {_NO_ALIASES}"
     if isinstance(event, NodeEvent) and event.anchor is not None:
-        return f"line {line}: YAML anchors (&{event.anchor}) are not accepted"
+        return f"line {line}: anchor &{event.anchor}: {_NO_ALIASES}"
     if depth > MAX_DEPTH:
         return f"line {line}: nested more than {MAX_DEPTH} levels deep"
     return None
