@@ -8,22 +8,18 @@ keeps the strings, so a value checked with PyYAML is not the value Nornir deploy
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionEndEvent,
-    CollectionStartEvent,
-    Event,
-    NodeEvent,
-)
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-MAX_BYTES = 1 << 20
+MAX_BYTES = 256 << 10  # about 4000 hosts; Nornir's own parser needs ~1 s for it
 MAX_DEPTH = 20
 _NO_ALIASES = "YAML anchors and aliases are not accepted (write each value out)"
 
@@ -53,30 +49,50 @@ def _yaml() -> YAML:
     return loader
 
 
-def _refusal(event: Event, depth: int) -> str | None:
+# (alias, node, collection start, collection end) event classes of each parser.
+_EventKinds = tuple[type, type, type, type]
+_RUAMEL: _EventKinds = (AliasEvent, NodeEvent, CollectionStartEvent, CollectionEndEvent)
+_LIBYAML: _EventKinds = (yaml.AliasEvent, yaml.NodeEvent, yaml.CollectionStartEvent,
+                         yaml.CollectionEndEvent)
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _refusal(event: Any, depth: int, kinds: _EventKinds) -> str | None:
     """Why an event makes the document unsafe to build, or None."""
+    alias, node = kinds[0], kinds[1]
     line = event.start_mark.line + 1 if event.start_mark else 0
-    if isinstance(event, AliasEvent):
+    if isinstance(event, alias):
         return f"line {line}: alias *{event.anchor}: {_NO_ALIASES}"
-    if isinstance(event, NodeEvent) and event.anchor is not None:
+    if isinstance(event, node) and event.anchor is not None:
         return f"line {line}: anchor &{event.anchor}: {_NO_ALIASES}"
     if depth > MAX_DEPTH:
         return f"line {line}: nested more than {MAX_DEPTH} levels deep"
     return None
 
 
-def _scan(text: str) -> str | None:
-    """Walk the parser's events (no tree is built): the first reason to refuse, or None."""
+def _first_refusal(events: Iterable[Any], kinds: _EventKinds) -> str | None:
     depth = 0
-    for event in _yaml().parse(text):
-        if isinstance(event, CollectionStartEvent):
+    for event in events:
+        if isinstance(event, kinds[2]):
             depth += 1
-        elif isinstance(event, CollectionEndEvent):
+        elif isinstance(event, kinds[3]):
             depth -= 1
-        refusal = _refusal(event, depth)
+        refusal = _refusal(event, depth, kinds)
         if refusal is not None:
             return refusal
     return None
+
+
+def _scan(text: str) -> str | None:
+    """Walk the parser's events (no tree is built): the first reason to refuse, or None.
+
+    Anchors, aliases and nesting are syntax, the same in YAML 1.1 and 1.2, so libyaml's fast
+    parser does the walk; where it disagrees with Nornir's parser, Nornir's decides.
+    """
+    try:
+        return _first_refusal(yaml.parse(text, Loader=_FAST_LOADER), _LIBYAML)
+    except yaml.YAMLError:
+        return _first_refusal(_yaml().parse(text), _RUAMEL)
 
 
 def find_duplicates(node: Node, path: tuple[str, ...] = ()) -> list[Duplicate]:
