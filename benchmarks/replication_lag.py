@@ -17,6 +17,7 @@ import time
 import uuid
 
 from nornir.core.inventory import Host
+from pymysql.connections import Connection
 
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import ProjectError, fail
@@ -58,6 +59,35 @@ def main(argv: list[str]) -> int:
         return 1
 
 
+def _write_rows(writer: Connection, db: str, run: str, total: int, rate: int,
+                acked: dict[int, float]) -> float:
+    """Insert rows 1..total at `rate` a second, noting when each was acknowledged; seconds."""
+    start = time.monotonic()
+    for seq in range(1, total + 1):
+        pause = start + (seq - 1) / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        query(writer, f"INSERT INTO {db}.lag_bench (run, seq, committed_at) "
+                      "VALUES (%s, %s, NOW(6))", (run, seq))
+        acked[seq] = time.time()
+    return time.monotonic() - start
+
+
+def _print_delays(seen: dict[int, float], committed: dict[int, float],
+                  acked: dict[int, float]) -> None:
+    """p50/p99/max of commit -> visible and acknowledged -> visible (nothing if none seen)."""
+    delays = [(seen[s] - committed[s]) * 1000 for s in seen]
+    after_ack = [(seen[s] - acked[s]) * 1000 for s in seen if s in acked]
+    if delays:
+        print(f"delay commit (primary NOW(6)) -> visible on replica: p50 "
+              f"{percentile(delays, 0.5):.2f} ms, p99 {percentile(delays, 0.99):.2f} ms, "
+              f"max {max(delays):.2f} ms")
+        print(f"delay commit acknowledged -> visible on replica:     p50 "
+              f"{percentile(after_ack, 0.5):.2f} ms, p99 "
+              f"{percentile(after_ack, 0.99):.2f} ms, max {max(after_ack):.2f} ms "
+              "(poll interval ~1 ms)")
+
+
 def load(args: argparse.Namespace, target: DbTarget, primary: Host, replica: Host, db: str,
          total: int) -> int:
     """Write `total` rows at the rate, poll the replica on its own connection, report."""
@@ -91,15 +121,7 @@ def load(args: argparse.Namespace, target: DbTarget, primary: Host, replica: Hos
         poller.start()
         print(f"writing {total} rows to {primary.name} at {args.rate}/s, "
               f"reading on {replica.name}")
-        start = time.monotonic()
-        for seq in range(1, total + 1):
-            pause = start + (seq - 1) / args.rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            query(writer, f"INSERT INTO {db}.lag_bench (run, seq, committed_at) "
-                          "VALUES (%s, %s, NOW(6))", (run, seq))
-            acked[seq] = time.time()
-        wrote = time.monotonic() - start
+        wrote = _write_rows(writer, db, run, total, args.rate, acked)
         poller.join(args.drain)
     finally:
         done.set()
@@ -107,17 +129,8 @@ def load(args: argparse.Namespace, target: DbTarget, primary: Host, replica: Hos
     on_primary = scalar(writer, f"SELECT COUNT(*) FROM {db}.lag_bench WHERE run = %s", (run,))
     on_replica = scalar(reader, f"SELECT COUNT(*) FROM {db}.lag_bench WHERE run = %s", (run,))
     try:
-        delays = [(seen[s] - committed[s]) * 1000 for s in seen]
-        after_ack = [(seen[s] - acked[s]) * 1000 for s in seen if s in acked]
         print(f"run {run}: {total} writes in {wrote:.2f} s ({total / wrote:.0f}/s)")
-        if delays:
-            print(f"delay commit (primary NOW(6)) -> visible on replica: p50 "
-                  f"{percentile(delays, 0.5):.2f} ms, p99 {percentile(delays, 0.99):.2f} ms, "
-                  f"max {max(delays):.2f} ms")
-            print(f"delay commit acknowledged -> visible on replica:     p50 "
-                  f"{percentile(after_ack, 0.5):.2f} ms, p99 "
-                  f"{percentile(after_ack, 0.99):.2f} ms, max {max(after_ack):.2f} ms "
-                  "(poll interval ~1 ms)")
+        _print_delays(seen, committed, acked)
         print(f"rows: primary {on_primary}, replica {on_replica}, seen by the poller {len(seen)}")
     finally:
         if not args.keep:

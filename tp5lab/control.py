@@ -395,31 +395,34 @@ class Lab:
         return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "--", *argv]
 
     # --- down ----------------------------------------------------------------------------
+    def _kill_namespaces(self, netns: list[str]) -> None:
+        """SIGKILL every process of the namespaces, then wait (10 s at most) until none is left."""
+        for ns in netns:
+            for pid in _run(["ip", "netns", "pids", ns], check=False).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for ns in netns:
+            while _run(["ip", "netns", "pids", ns], check=False).split():
+                if time.monotonic() > deadline:
+                    raise LabError(f"processes of {ns} did not die")
+                time.sleep(0.02)
+
     def down(self, progress: Callable[[str], None] = lambda _m: None) -> list[str]:
         """Remove every node, cable, namespace, the bridge and the state; return what went.
 
         Also removes tp5 namespaces and cables left by a larger inventory run earlier.
         """
         require_root_and_tools()
-        removed = []
-        netns = {n for n in self._netns_names() if n.startswith("tp5-")}
-        for ns in sorted(netns):
-            pids = _run(["ip", "netns", "pids", ns], check=False).split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for ns in sorted(netns):
-            while _run(["ip", "netns", "pids", ns], check=False).split():
-                if time.monotonic() > deadline:
-                    raise LabError(f"processes of {ns} did not die")
-                time.sleep(0.02)
+        netns = sorted(n for n in self._netns_names() if n.startswith("tp5-"))
+        self._kill_namespaces(netns)
         for ifname in self._links():
             if ifname.startswith("tp5v-"):
                 _run(["ip", "link", "del", ifname], check=False)
-        for ns in sorted(netns):
+        removed = []
+        for ns in netns:
             _run(["ip", "netns", "del", ns])
             removed.append(ns)
         if self.bridge in self._links():

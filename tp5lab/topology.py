@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import yaml
-
-from tasks.core.settings import Settings
+from tasks.core.inventory_values import ipv4
+from tasks.core.settings import EXIT_BAD_INVENTORY, ProjectError, Settings
+from tasks.core.yaml_safe import load_yaml
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,33 @@ class Node:
         return "tp5p-" + hashlib.sha1(self.name.encode()).hexdigest()[:10]
 
 
+def _mapping(path: Path) -> dict[Any, Any]:
+    """A YAML file's top-level mapping, read as Nornir reads it, or ProjectError (exit 2)."""
+    loaded = load_yaml(path)
+    if loaded.error is not None:
+        raise ProjectError(f"{path}: {loaded.error}", EXIT_BAD_INVENTORY)
+    if not isinstance(loaded.data, dict):
+        raise ProjectError(f"{path}: must be a mapping", EXIT_BAD_INVENTORY)
+    return loaded.data
+
+
+def _node(path: Path, name: Any, host: Any, domain: Any, prefix: int) -> Node:
+    address = ipv4(host.get("hostname")) if isinstance(host, dict) else None
+    if not isinstance(name, str) or address is None:
+        raise ProjectError(f"{path}: host {name!r}: field hostname: missing or not an IPv4 "
+                           "address (python runbooks/lab.py status lists every problem)",
+                           EXIT_BAD_INVENTORY)
+    data = host.get("data")
+    domain = data.get("domain", domain) if isinstance(data, dict) else domain
+    return Node(name, f"{name}.{domain}", str(address), prefix)
+
+
 def load_nodes(settings: Settings) -> list[Node]:
-    """One Node per inventory host, in inventory order."""
-    hosts = yaml.safe_load(settings.hosts_file.read_text()) or {}
-    defaults = yaml.safe_load(settings.defaults_file.read_text()) or {}
-    default_domain = (defaults.get("data") or {}).get("domain", "lab")
+    """One Node per inventory host, in inventory order (ProjectError for unusable files)."""
+    hosts = _mapping(settings.hosts_file)
+    defaults = _mapping(settings.defaults_file)
+    data = defaults.get("data")
+    default_domain = data.get("domain", "lab") if isinstance(data, dict) else "lab"
     prefix = ipaddress.ip_interface(settings.lab_bridge_address).network.prefixlen
-    nodes = []
-    for name, host in hosts.items():
-        domain = ((host or {}).get("data") or {}).get("domain", default_domain)
-        nodes.append(Node(name, f"{name}.{domain}", str(host["hostname"]), prefix))
-    return nodes
+    return [_node(settings.hosts_file, name, host, default_domain, prefix)
+            for name, host in hosts.items()]

@@ -27,7 +27,8 @@ logging.getLogger("nornir").propagate = False
 
 def check_inventory_or_raise(settings: Settings) -> None:
     """Raise ProjectError (exit 2) listing every inventory problem, if there is any."""
-    problems = check_inventory(settings.hosts_file, settings.groups_file, settings.defaults_file)
+    problems = check_inventory(settings.hosts_file, settings.groups_file, settings.defaults_file,
+                               settings.lab_bridge_address if settings.is_lab else None)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ProjectError(

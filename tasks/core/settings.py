@@ -1,8 +1,9 @@
 """The project's config.yaml: where the inventory is, and whether the targets are the lab.
 
-`load_settings` reads config.yaml and resolves the inventory paths from the config file's
-folder, so runbooks work from any directory. `Settings.is_lab` is the one answer to "local
-lab or real machines"; everything else is given the Settings, never re-reads the file.
+`load_settings` reads config.yaml, checks it (``tasks.core.config_check``: exit 2 naming the
+file and field for anything unsupported) and resolves the inventory paths from its folder, so
+runbooks work from any directory. `Settings.is_lab` is the one answer to "local lab or real
+machines"; everything else is given the Settings, never re-reads the file.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tasks.core.config_check import check_config
+from tasks.core.yaml_safe import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "config.yaml"
 EXIT_BAD_INVENTORY = 2
+
 
 class ProjectError(Exception):
     """A problem with the user's files or environment, with an exit code for runbooks."""
@@ -54,27 +57,37 @@ class Settings:
         return str(lab.get("bridge_address", "10.5.1.1/24"))
 
 
+def _load_raw(path: Path) -> dict[str, Any]:
+    """config.yaml's checked content, or ProjectError (exit 2) listing every problem."""
+    if not path.is_file():
+        raise ProjectError(f"{path}: config file not found", EXIT_BAD_INVENTORY)
+    loaded = load_yaml(path)
+    if loaded.error is not None:
+        raise ProjectError(f"{path}: {loaded.error}", EXIT_BAD_INVENTORY)
+    problems = [f"field {'.'.join([*d.path, d.key])}: line {d.line} repeats line "
+                f"{d.first_line}" for d in loaded.duplicates]
+    problems += check_config(loaded.data)
+    if problems:
+        lines = "\n".join(f"  - {path}: {p}" for p in problems)
+        raise ProjectError(f"the config file has {len(problems)} problem(s); nothing was "
+                           f"done:\n{lines}", EXIT_BAD_INVENTORY)
+    return dict(loaded.data)
+
+
 def load_settings(config_file: Path | str | None = None) -> Settings:
-    """Read config.yaml (default: the repository's) and resolve its inventory paths."""
+    """Read and check config.yaml (default: the repository's), resolve its inventory paths.
+
+    Bad content (unknown section or key, wrong type, unsupported plugin) is a ProjectError
+    with exit code 2 naming the file and every field at fault.
+    """
     path = Path(config_file or DEFAULT_CONFIG).resolve()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ProjectError(f"{path}: config file not found", EXIT_BAD_INVENTORY) from exc
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path}: not valid YAML: {exc}", EXIT_BAD_INVENTORY) from exc
-    options = raw.get("inventory", {}).get("options", {})
+    raw = _load_raw(path)
+    options = (raw.get("inventory") or {}).get("options") or {}
 
     def resolve(key: str, default: str) -> Path:
         value = Path(options.get(key, default))
         return value if value.is_absolute() else path.parent / value
 
-    target = raw.get("user_defined", {}).get("target", "lab")
-    if target not in ("lab", "real"):
-        raise ProjectError(
-            f"{path}: field user_defined.target: must be 'lab' or 'real', not {target!r}",
-            EXIT_BAD_INVENTORY,
-        )
     return Settings(
         config_file=path,
         raw=raw,

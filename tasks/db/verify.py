@@ -86,43 +86,55 @@ def db_status(task: Task) -> Result:
         conn.close()
 
 
+def _primary_problems(node: NodeStatus) -> list[str]:
+    problems = []
+    if node.read_only:
+        problems.append(f"{node.name}: the primary is read-only")
+    if node.replica is not None and node.replica.running:
+        problems.append(f"{node.name}: the primary is itself replicating from "
+                        f"{node.replica.master_host}")
+    return problems
+
+
+def _replication_problems(name: str, rep: ReplicaStatus, address: str | None) -> list[str]:
+    problems = []
+    if address and rep.master_host != address:
+        problems.append(f"{name}: replicates from {rep.master_host}, not the primary {address}")
+    if not rep.running:
+        problems.append(f"{name}: replication threads IO={rep.io_running} "
+                        f"SQL={rep.sql_running}")
+    if rep.last_error:
+        problems.append(f"{name}: {rep.last_error}")
+    if rep.running and rep.seconds_behind != 0:
+        problems.append(f"{name}: {rep.seconds_behind} s behind the primary")
+    return problems
+
+
+def _replica_problems(node: NodeStatus, address: str | None) -> list[str]:
+    problems = [] if node.read_only else [f"{node.name}: the replica is not read-only"]
+    if node.replica is None:
+        return [*problems, f"{node.name}: replication is not configured"]
+    return problems + _replication_problems(node.name, node.replica, address)
+
+
+def _node_problems(node: NodeStatus, address: str | None) -> list[str]:
+    if not node.reachable:
+        return [f"{node.name}: unreachable: {node.error}"]
+    if node.role == "primary":
+        return _primary_problems(node)
+    return _replica_problems(node, address)
+
+
 def cluster_status(nodes: list[NodeStatus], primary_address: str | None = None,
                    require_primary: bool = True) -> ClusterStatus:
     """Put the nodes together and list every problem (pure).
 
     `require_primary`: the primary is among the nodes asked (False for `--host db2` alone).
     """
-    problems: list[str] = []
     primaries = [n for n in nodes if n.role == "primary"]
     primary = primaries[0] if len(primaries) == 1 else None
     address = primary_address or (primary.address if primary else None)
-    for node in nodes:
-        if not node.reachable:
-            problems.append(f"{node.name}: unreachable: {node.error}")
-            continue
-        if node.role == "primary":
-            if node.read_only:
-                problems.append(f"{node.name}: the primary is read-only")
-            if node.replica is not None and node.replica.running:
-                problems.append(f"{node.name}: the primary is itself replicating from "
-                                f"{node.replica.master_host}")
-            continue
-        if not node.read_only:
-            problems.append(f"{node.name}: the replica is not read-only")
-        rep = node.replica
-        if rep is None:
-            problems.append(f"{node.name}: replication is not configured")
-            continue
-        if address and rep.master_host != address:
-            problems.append(f"{node.name}: replicates from {rep.master_host}, "
-                            f"not the primary {address}")
-        if not rep.running:
-            problems.append(f"{node.name}: replication threads IO={rep.io_running} "
-                            f"SQL={rep.sql_running}")
-        if rep.last_error:
-            problems.append(f"{node.name}: {rep.last_error}")
-        if rep.running and rep.seconds_behind != 0:
-            problems.append(f"{node.name}: {rep.seconds_behind} s behind the primary")
+    problems = [p for node in nodes for p in _node_problems(node, address)]
     if primary is None and (require_primary or len(primaries) > 1):
         problems.append(f"the db tier needs exactly one primary, found {len(primaries)}")
     return ClusterStatus(primary.name if primary else None, nodes, problems)

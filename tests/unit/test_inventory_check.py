@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
+from inventory_files import REPO, Data, edited, fields, run
 
 from tasks.core.inventory_check import InventoryProblem, check_inventory
 
-REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory"
-
-Data = dict[str, Any]
-
-
-def _real(name: str) -> Data:
-    return yaml.safe_load((INVENTORY / f"{name}.yaml").read_text())
-
-
-def run(
-    tmp_path: Path,
-    hosts: Data | str | None = None,
-    groups: Data | str | None = None,
-    defaults: Data | str | None = None,
-) -> list[InventoryProblem]:
-    """Write the three files (the real ones unless given) to tmp_path and check them."""
-    paths = []
-    for name, given in (("hosts", hosts), ("groups", groups), ("defaults", defaults)):
-        if given is None:
-            given = _real(name)
-        text = given if isinstance(given, str) else yaml.safe_dump(given, sort_keys=False)
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(text)
-        paths.append(path)
-    return check_inventory(*paths)
-
-
-def edited(name: str, change: Callable[[Data], None]) -> Data:
-    data = copy.deepcopy(_real(name))
-    change(data)
-    return data
-
-
-def fields(problems: list[InventoryProblem]) -> set[tuple[str | None, str]]:
-    return {(p.host, p.field) for p in problems}
 
 
 def test_real_inventory_has_no_problem() -> None:
