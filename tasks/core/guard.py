@@ -104,14 +104,12 @@ def lab_redirects(host: Host, options: ConnectionOptions) -> list[str]:
     """Lab mode: every setting that would make Nornir dial something else than
     ``hostname``:22 (the address the lab guard checks)."""
     extras = options.extras or {}
-    found = [f"{_field(k)} = {extras[k]!r}" for k in _redirecting_keys(extras)
-             if k not in NEVER_EXTRAS]
+    found = [f"{_field(k)} = {extras[k]!r}" for k in _redirecting_keys(extras)]
     if options.hostname != host.hostname:
         found.append(f"connection_options.netmiko.hostname = {options.hostname!r}")
-    if options.port != host.port:
-        found.append(f"connection_options.netmiko.port = {options.port!r}")
-    elif host.port not in (None, 22):
-        found.append(f"port = {host.port!r}")
+    if (options.port or 22) != 22:
+        where = "connection_options.netmiko.port" if options.port != host.port else "port"
+        found.append(f"{where} = {options.port!r}")
     return [f"host {host.name}: {f} redirects the SSH connection away from "
             f"{host.hostname}:22; refused in lab mode (the guard checks what is dialled)"
             for f in found]

@@ -120,3 +120,10 @@ def test_the_lab_route_check_is_given_the_dialled_addresses(tmp_path: Path) -> N
     assert dialled(dial_parameters(options)) == ("10.9.9.9", 2222)
     options.extras = {**options.extras, "ip": "10.8.8.8"}  # netmiko: ip wins over host
     assert dialled(dial_parameters(options)) == ("10.8.8.8", 2222)
+
+
+def test_port_22_spelled_out_is_not_a_redirect(tmp_path: Path) -> None:
+    config = write_inventory(tmp_path, 3, host_changes={
+        "web1": {"port": 22}, "web2": {"connection_options": {"netmiko": {"port": 22}}}})
+    nr = build_nornir(config, check_lab=False)
+    assert sorted(nr.inventory.hosts) == ["db1", "db2", "rp1", "rp2", "web1", "web2", "web3"]
