@@ -3,6 +3,7 @@
 A node is a network namespace (`ip netns`, veth on the bridge) in which `unshare` makes its
 own mount, UTS and PID namespaces: copy-on-write /etc and /var (overlayfs over the host's),
 fresh /run and /tmp, its own /root, its own hostname, and `tini` as PID 1 running sshd.
+It cannot see the controller's state folder (masked) nor write the host's /usr (read-only).
 Killing PID 1 kills every process of the node, which is how a crash is made.
 """
 
@@ -31,9 +32,12 @@ SETUP_HINT = "run `make setup` as root (installs the Debian packages and the vir
 SSH_READY_TIMEOUT = 30.0
 
 # Runs as PID 1 of a fresh PID namespace, then becomes tini, which runs sshd.
+# The node's sshd files are copied to its own /run before the controller's state folder
+# (its private key, the database passwords, every node's files) is masked by an empty tmpfs;
+# the host's system folders are bind-remounted read-only.
 NODE_INIT = r"""
 set -e
-fqdn="$1"; dir="$2"; sshd_config="$3"
+fqdn="$1"; dir="$2"; sshd_config="$3"; state="$4"; own="$5"
 hostname "$fqdn"
 for d in etc var; do
   mkdir -p "$dir/$d/upper" "$dir/$d/work"
@@ -48,9 +52,18 @@ chmod 1777 /run/lock
 chown mysql:mysql /run/mysqld 2>/dev/null || true
 echo "$fqdn" > /etc/hostname
 cp "$dir/hosts" /etc/hosts
+mkdir -m 0700 "$own"
+cp "$sshd_config" "$state/authorized_keys" "$dir/ssh_host_ed25519_key" "$own/"
+mount -t tmpfs -o mode=0700,size=64k,nosuid,nodev,noexec tmpfs "$state"
+for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /opt /boot; do
+  if [ -d "$d" ] && [ ! -L "$d" ]; then mount --bind "$d" "$d" && mount -o remount,bind,ro "$d"; fi
+done
 if [ -x /etc/tp5lab/boot ]; then (/etc/tp5lab/boot >/var/log/tp5lab-boot.log 2>&1 &); fi
-exec tini -s -- /usr/sbin/sshd -D -e -f "$sshd_config" -h "$dir/ssh_host_ed25519_key"
+exec tini -s -- /usr/sbin/sshd -D -e -f "$own/sshd_config" -h "$own/ssh_host_ed25519_key"
 """
+
+# Inside a node: where its sshd finds its config, authorized key and host key (its own /run).
+NODE_SSHD_DIR = "/run/tp5lab-node"
 
 SSHD_CONFIG = """\
 # Written by the tp5 lab. Used by every lab node's sshd (one per node namespace).
@@ -218,7 +231,8 @@ class Lab:
         pub = paths.KEY_FILE.with_suffix(".pub").read_text().strip()
         paths.AUTHORIZED_KEYS.write_text(f'from="{controller}" {pub}\n')
         os.chmod(paths.AUTHORIZED_KEYS, 0o600)
-        paths.SSHD_CONFIG.write_text(SSHD_CONFIG.format(authorized_keys=paths.AUTHORIZED_KEYS))
+        paths.SSHD_CONFIG.write_text(
+            SSHD_CONFIG.format(authorized_keys=f"{NODE_SSHD_DIR}/authorized_keys"))
 
     def _ensure_bridge(self, links: dict[str, dict]) -> bool:
         changed = False
@@ -295,7 +309,7 @@ class Lab:
             ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--pid",
              "--fork", "--mount-proc", "--propagation", "private",
              "/bin/sh", "-c", NODE_INIT, "node-init", node.fqdn, str(directory),
-             str(paths.SSHD_CONFIG)],
+             str(paths.SSHD_CONFIG), str(paths.STATE_DIR), NODE_SSHD_DIR],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )

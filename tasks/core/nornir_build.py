@@ -1,8 +1,11 @@
 """Build Nornir from the project's settings: inventory checked first, lab guard before SSH.
 
-`build_nornir` refuses a bad inventory (every problem listed, exit code 2) and, for the local
-lab, wires the lab's SSH key and pinned host keys into the netmiko connection options, then
-checks that every selected host is reached through the lab bridge (exit 3 otherwise).
+`build_nornir` refuses a bad inventory and refused connection settings (every problem
+listed, exit code 2: tasks/core/guard.py says which), wires the lab's SSH key and pinned
+host keys into the netmiko connection options in lab mode, then checks that the address
+every selected host will really be dialled at is behind the lab bridge (exit 3 otherwise).
+On real machines, TP5_ACCEPT_NEW_HOST_KEYS=1 lets this run trust (and record) unknown host
+keys; the lab's pinned keys are never extended.
 """
 
 from __future__ import annotations
@@ -13,10 +16,17 @@ from pathlib import Path
 from nornir import InitNornir
 from nornir.core import Nornir
 from nornir.core.filter import F
+from nornir.core.plugins.connections import ConnectionPluginRegister
 
 from tasks.core import state
-from tasks.core.connection import share_netmiko_options
-from tasks.core.guard import ensure_lab_targets
+from tasks.core.connection import (
+    CONNECTION,
+    accept_new_host_keys,
+    dial_parameters,
+    dialled,
+    share_netmiko_options,
+)
+from tasks.core.guard import connection_problems, ensure_lab_targets
 from tasks.core.inventory_check import check_inventory
 from tasks.core.settings import EXIT_BAD_INVENTORY, ProjectError, Settings, load_settings
 
@@ -58,17 +68,37 @@ def build_nornir(
         "defaults_file": str(settings.defaults_file),
     }
     config = {k: v for k, v in settings.raw.items() if k not in ("inventory",)}
-    nr = select_hosts(InitNornir(inventory=inventory, **config), groups, hosts)
+    nr = InitNornir(inventory=inventory, **config)
+    check_connections_or_raise(nr, settings)
+    nr = select_hosts(nr, groups, hosts)
     if settings.is_lab:
         apply_lab_connection_options(nr)
-        if check_lab:
-            ensure_reachable(nr, settings)
-    share_netmiko_options(nr)
+    share_netmiko_options(nr, accept_new=accept_new_host_keys() and not settings.is_lab)
+    if settings.is_lab and check_lab:
+        ensure_reachable(nr, settings)
     return nr
 
 
+def check_connections_or_raise(nr: Nornir, settings: Settings) -> None:
+    """Raise ProjectError (exit 2) listing every refused connection setting, if any; also
+    when the `netmiko_exec` plugin is not installed (its entry point)."""
+    if CONNECTION not in ConnectionPluginRegister.available:
+        raise ProjectError(f"the Nornir connection plugin {CONNECTION} is not registered: "
+                           "install the project (make setup, or pip install -e .)",
+                           EXIT_BAD_INVENTORY)
+    problems = connection_problems(settings, nr.inventory.hosts.values())
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ProjectError(
+            f"{settings.hosts_file} (and its groups/defaults): {len(problems)} refused "
+            f"connection setting(s); nothing was done:\n{lines}",
+            EXIT_BAD_INVENTORY,
+        )
+
+
 def apply_lab_connection_options(nr: Nornir) -> None:
-    """Point every host's netmiko connection at the lab key and pinned host keys."""
+    """Point every host's netmiko connection at the lab key and pinned host keys (checked
+    strictly by the plugin, as every host key is)."""
     for host in nr.inventory.hosts.values():
         options = host.get_connection_parameters("netmiko")
         host.connection_options["netmiko"] = options
@@ -77,19 +107,22 @@ def apply_lab_connection_options(nr: Nornir) -> None:
             use_keys=True,
             key_file=str(state.KEY_FILE),
             allow_agent=False,
-            ssh_strict=True,
-            system_host_keys=False,
-            alt_host_keys=True,
             alt_key_file=str(state.KNOWN_HOSTS),
         )
         options.extras = extras
 
 
+def dialled_addresses(nr: Nornir) -> list[str]:
+    """The address each host of `nr` will really be dialled at (its `netmiko_exec` options)."""
+    return [dialled(dial_parameters(h.get_connection_parameters(CONNECTION)))[0]
+            for h in nr.inventory.hosts.values()]
+
+
 def ensure_reachable(nr: Nornir, settings: Settings) -> None:
-    """In lab mode, raise ProjectError (exit 3) unless every host of `nr` is behind the
-    lab bridge; on real machines, nothing to check."""
+    """In lab mode, raise ProjectError (exit 3) unless the address every host of `nr` will be
+    dialled at is behind the lab bridge; on real machines, nothing to check."""
     if settings.is_lab:
-        ensure_lab_targets(settings, [h.hostname for h in nr.inventory.hosts.values()])
+        ensure_lab_targets(settings, dialled_addresses(nr))
 
 
 def select_hosts(

@@ -5,6 +5,10 @@
 //   session: <id> hits=<n>          (per-server PHP session: shows affinity)
 //   db: visits=<n> id=<id> host=<primary address> | db: unavailable (<reason>)
 //   db-replica: visits=<n> host=<replica address> | db-replica: unavailable (<reason>)
+// A database or db.php error is written to the web server's error log; the client only
+// reads "database error" (never the driver's text: addresses, users, SQL).
+// The client address stored is REMOTE_ADDR, which mod_remoteip takes from X-Real-IP only for
+// requests from the inventory's proxies (apache/site.conf.j2).
 // The DB settings come from /etc/app_nulle/db.php ($db_host, $db_name, $db_user, $db_pass, and
 // optionally $db_port, $db_replica_host); the page answers 200 even when they are missing.
 // Expected table: visits(id BIGINT AUTO_INCREMENT PRIMARY KEY, served_by VARCHAR(255),
@@ -16,6 +20,13 @@ const DB_CONFIG = '/etc/app_nulle/db.php';
 function one_line(string $text): string
 {
     return trim(preg_replace('/\s+/', ' ', $text));
+}
+
+// Log the details of a failure for the operator; the client gets a generic reason.
+function logged(string $what, Throwable $e): string
+{
+    error_log('app_nulle: ' . $what . ': ' . one_line($e->getMessage()));
+    return 'unavailable (' . $what . ', see the web server error log)';
 }
 
 function db_connect(string $host, int $port, string $user, string $pass, string $name): mysqli
@@ -33,6 +44,9 @@ header('Content-Type: text/plain; charset=utf-8');
 header('Cache-Control: no-store');
 
 $session = 'unavailable';
+ini_set('session.use_strict_mode', '1');
+ini_set('session.cookie_httponly', '1');
+ini_set('session.cookie_samesite', 'Lax');
 session_name('app_nulle_sid');
 if (@session_start()) {
     $_SESSION['hits'] = ($_SESSION['hits'] ?? 0) + 1;
@@ -40,7 +54,7 @@ if (@session_start()) {
     session_write_close();
 }
 
-$client = $_SERVER['HTTP_X_REAL_IP'] ?? $_SERVER['REMOTE_ADDR'] ?? '-';
+$client = $_SERVER['REMOTE_ADDR'] ?? '-';
 $db = null;
 $replica = null;
 if (!file_exists(DB_CONFIG)) {
@@ -51,7 +65,7 @@ if (!file_exists(DB_CONFIG)) {
     try {
         include DB_CONFIG;
     } catch (Throwable $e) {
-        $db = 'unavailable (' . DB_CONFIG . ': ' . one_line($e->getMessage()) . ')';
+        $db = logged('error in ' . DB_CONFIG, $e);
     }
     foreach (['db_host', 'db_name', 'db_user', 'db_pass'] as $setting) {
         if ($db === null && !isset($$setting)) {
@@ -72,7 +86,7 @@ if ($db === null) {
         $db = "visits=$count id=$id host=$db_host";
         $link->close();
     } catch (Throwable $e) {
-        $db = 'unavailable (' . one_line($e->getMessage()) . ')';
+        $db = logged('database error', $e);
     }
     if (!empty($db_replica_host)) {
         try {
@@ -81,7 +95,7 @@ if ($db === null) {
             $replica = "visits=$count host=$db_replica_host";
             $link->close();
         } catch (Throwable $e) {
-            $replica = 'unavailable (' . one_line($e->getMessage()) . ')';
+            $replica = logged('replica database error', $e);
         }
     }
 }
