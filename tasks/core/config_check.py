@@ -76,6 +76,8 @@ SCHEMA: Schema = {
     "user_defined": {
         "target": choice(("lab", "real")),
         "lab": {"bridge": text(INTERFACE, "an interface name"), "bridge_address": _bridge_address},
+        # Real machines only: let the inventory name an ssh_config_file or proxy (a bastion).
+        "allow_ssh_config_file": boolean,
     },
 }
 
