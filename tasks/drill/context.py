@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from nornir.core import Nornir
 
@@ -21,6 +21,16 @@ from tasks.drill.proxies import read_vip_holders
 
 # Groups whose hosts share a VIP by VRRP, so that a drill can fault one of them.
 DRILLABLE_GROUPS: tuple[str, ...] = ("rp",)
+
+
+class LabControl(Protocol):
+    """What the lab faults need of the local lab (tp5lab.control.Lab, given by the runbook:
+    tasks/ never imports the lab)."""
+
+    def crash(self, name: str) -> None: ...
+    def restart(self, name: str) -> None: ...
+    def cut_link(self, name: str) -> None: ...
+    def restore_link(self, name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class DrillContext:
     """Everything the experiments need; nothing in it changes during a drill."""
 
     nr: Nornir  # the routers of the drilled group
-    lab: Any  # tp5lab.control.Lab (given by the runbook), or None on real machines
+    lab: LabControl | None  # None on real machines
     vip: str
     interface: str  # the routers' VRRP interface
     bridge: str | None  # the lab bridge (route check of the probes), None on real machines
@@ -73,7 +83,7 @@ def check_drillable(group: str) -> None:
 
 
 def build_context(settings: Settings, group: str, options: DrillOptions, *,
-                  target: str | None = None, lab: Any = None,
+                  target: str | None = None, lab: LabControl | None = None,
                   progress: Callable[[str], None] = lambda _m: None) -> DrillContext:
     """Check the request, build Nornir once and read the drill's facts from the inventory.
 

@@ -33,7 +33,7 @@ def run_experiment(ctx: DrillContext, roles: Roles, fault: Fault) -> Experiment:
     except KeyboardInterrupt:
         exp.interrupted = True
         exp.problems.append("interrupted (Ctrl-C)" + (
-            f" during the restore of {exp.left_faulted}" if exp.left_faulted else ""))
+            f"; the restore of {exp.left_faulted} did not complete" if exp.left_faulted else ""))
     return exp
 
 

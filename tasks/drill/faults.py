@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from tasks.core.settings import ProjectError
 from tasks.drill.proxies import DrillError, drop_connection, sh
 
 if TYPE_CHECKING:
-    from tasks.drill.context import DrillContext
+    from tasks.drill.context import DrillContext, LabControl
 
 Action = Callable[["DrillContext", str], None]
 SERVICES_TIMEOUT = 10.0  # nginx and keepalived must run again this soon after a restore
@@ -51,7 +51,7 @@ def ensure_services(ctx: DrillContext, target: str) -> None:
             time.sleep(0.3)
 
 
-def _lab(ctx: DrillContext) -> Any:
+def _lab(ctx: DrillContext) -> LabControl:
     if ctx.lab is None:
         raise DrillError("this fault needs the local lab (config.yaml target: lab)")
     return ctx.lab
