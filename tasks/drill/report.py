@@ -1,8 +1,12 @@
 """Plain-text summary of a failover drill: measured takeover against theory, client outage.
 
-Entry point::
+Entry points::
 
     format_summary(capture, probes=None, names=None) -> list[str]
+    experiment_lines(exp, names) -> list[str]   # one run of the drill, ending with its verdict
+    repeat_lines(run) -> list[str]               # min/median/max over the runs
+    interruption_line(run) -> str                # after Ctrl-C: what may be left faulted
+    header_lines(ctx, fault, repeat) -> list[str] # what the drill is about to do
 
 ``capture`` comes from :func:`tasks.vrrp_analysis.analyze_capture`, ``probes`` from
 :func:`tasks.probe_analysis.analyze_probes`; ``names`` maps addresses to host names
@@ -12,9 +16,15 @@ Entry point::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from tasks.drill.probe_analysis import ProbeAnalysis
+from tasks.drill.record import DrillRun, Experiment, spread
 from tasks.drill.vrrp_analysis import CaptureAnalysis
+
+if TYPE_CHECKING:
+    from tasks.drill.context import DrillContext
+    from tasks.drill.faults import Fault
 
 
 def reference_time(capture: CaptureAnalysis, probes: ProbeAnalysis | None = None) -> float:
@@ -139,3 +149,71 @@ def _probe_lines(p: ProbeAnalysis, t0: float) -> list[str]:
         f"after: {', '.join(p.servers_after) or '-'}"
     )
     return lines
+
+
+def experiment_lines(exp: Experiment, names: Mapping[str, str] | None = None) -> list[str]:
+    """One run: capture and probe summary, VIP holders, restore, then the verdict line."""
+    lines = _evidence_lines(exp, names)
+    if exp.backup_holds_vip_after_s is not None:
+        preempted = ("" if exp.preempted_back_after_s is None
+                     else f", preempted back in {exp.preempted_back_after_s:.2f} s")
+        lines.append(f"{exp.backup} held the VIP {exp.backup_holds_vip_after_s:.2f} s after "
+                     f"the fault (read over SSH); after restore: {exp.holders_after_restore}"
+                     + preempted)
+    if exp.steady_after_restore_s is not None:
+        failed = exp.failed_after_restore
+        detail = f" ({', '.join(f'{k} x{v}' for k, v in failed.items())})" if failed else ""
+        lines.append(f"steady state back {exp.steady_after_restore_s:.2f} s after the "
+                     f"restore; requests failed after the restore: {sum(failed.values())}"
+                     + detail)
+    verdict = "PASS" if exp.ok else "FAIL: " + "; ".join(exp.problems)
+    lines.append(f"expectation ({exp.backup} takes the VIP, app answers, no split brain, "
+                 f"steady state restored): {verdict}")
+    return lines
+
+
+def _evidence_lines(exp: Experiment, names: Mapping[str, str] | None) -> list[str]:
+    if exp.capture is not None:
+        lines = format_summary(exp.capture, exp.probes, names)
+        if exp.pcap is not None:
+            lines.append(f"capture: {exp.pcap} ({len(exp.packets)} packets), "
+                         f"timeline: {exp.png}")
+        return lines
+    if exp.probes is not None:
+        p = exp.probes
+        return [f"probes: {p.total} sent, {p.failed} failed in the outage, outage "
+                f"{_seconds(p.outage_s)} (failed span {_seconds(p.failed_span_s)})"]
+    return []
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+def repeat_lines(run: DrillRun) -> list[str]:
+    """min / median / max of the takeover and the outage over the runs (none for one run)."""
+    if run.repeat < 2:
+        return []
+    lines = []
+    for name, measured in (("takeover (capture)", run.takeovers()),
+                           ("client outage (probes)", run.outages())):
+        values = spread(measured)
+        if values:
+            lines.append(f"{name} over {values['n']} runs: min {values['min']:.3f} s, "
+                         f"median {values['median']:.3f} s, max {values['max']:.3f} s")
+    return lines
+
+
+def interruption_line(run: DrillRun) -> str:
+    """What a Ctrl-C left behind: a router whose restore did not complete, or nothing."""
+    if run.left_faulted:
+        return (f"interrupted during the restore of {run.left_faulted}: check it with "
+                "`python runbooks/lab.py status` and re-run runbooks/deploy.py")
+    return "interrupted; nothing left faulted"
+
+
+def header_lines(ctx: DrillContext, fault: Fault, repeat: int) -> list[str]:
+    """The fault, the VRRP timers it meets, and what keepalived should do."""
+    return [f"drill: {fault.name} x{repeat}, VIP {ctx.vip} (VRRPv{ctx.vrrp_version}, advert_int "
+            f"{ctx.advert_int:g} s, preempt {'on' if ctx.preempt else 'off'}).",
+            f"  {fault.story}"]

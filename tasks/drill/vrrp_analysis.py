@@ -2,12 +2,13 @@
 
 Entry point (stable, used by the failover drill)::
 
-    analyze_capture(packets_or_path, vip="10.5.1.110", fault_time=None) -> CaptureAnalysis
+    analyze_capture(packets_or_path, vip, fault_time=None) -> CaptureAnalysis
 
 ``packets_or_path`` is an iterable of Scapy packets (an ``AsyncSniffer`` result) or the path
-of a pcap file. Packets are decoded only through Scapy layers (``VRRP``, ``VRRPv3``, ``ARP``),
-never by byte offsets. Times are the packets' ``.time`` (epoch seconds). Every result is a
-frozen dataclass with ``to_dict()`` (JSON-serialisable). Nothing here touches the network.
+of a pcap file (``CaptureFileError`` if it is not one). Packets are decoded only through
+Scapy layers (``VRRP``, ``VRRPv3``, ``ARP``), never by byte offsets. Times are the packets'
+``.time`` (epoch seconds). Every result is a frozen dataclass with ``to_dict()``
+(JSON-serialisable). Nothing here touches the network.
 
 Definitions (A and B are routers, identified by source IP, within one vrid):
 
@@ -50,7 +51,6 @@ ARP_OPS = {1: "who-has", 2: "is-at"}
 SILENCE_INTERVALS = 3  # A must stay (nearly) silent this long after B's first advert
 YIELD_ADVERTS = 1  # a router losing mastership may still send this many adverts (a race)
 RUN_GAP_FACTOR = 1.5  # live adverts of one router further apart than this start a new run
-DEFAULT_VIP = "10.5.1.110"
 
 
 class _Serialisable:
@@ -166,10 +166,24 @@ class CaptureAnalysis(_Serialisable):
     split_brains: tuple[SplitBrain, ...]
 
 
+class CaptureFileError(ValueError):
+    """A file that cannot be read as a capture (message names the file)."""
+
+
+def read_capture(path: str | Path) -> list[Packet]:
+    """The packets of a pcap or pcapng file; CaptureFileError naming it if it is not one."""
+    try:
+        return list(rdpcap(str(path)))
+    except Exception as exc:  # noqa: BLE001 - Scapy raises many kinds on a foreign file
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else str(exc) or type(
+            exc).__name__
+        raise CaptureFileError(f"{path}: not a readable pcap/pcapng capture ({reason})") from exc
+
+
 def load_packets(packets_or_path: Iterable[Packet] | str | Path) -> list[Packet]:
     """Return the packets of a pcap path, or the given packets as a list."""
     if isinstance(packets_or_path, str | Path):
-        return list(rdpcap(str(packets_or_path)))
+        return read_capture(packets_or_path)
     return list(packets_or_path)
 
 
@@ -424,7 +438,7 @@ def _claims(adverts: Sequence[Advert]) -> list[tuple[int, str, list[float], floa
 
 def analyze_capture(
     packets_or_path: Iterable[Packet] | str | Path,
-    vip: str = DEFAULT_VIP,
+    vip: str,
     fault_time: float | None = None,
     *,
     min_split_adverts: int = 2,
