@@ -6,7 +6,7 @@
   eth0 are listed. The db tier is checked with SQL (tasks/db/verify.py).
 - `wait_for_vip`: exactly one proxy holds the VIP and it is the inventory's MASTER, polled for
   a bounded time (the election after a first deploy).
-- `check_round_robin`: N requests through the VIP from this machine (tasks.probe), and
+- `check_round_robin`: N requests through the VIP from this machine (tasks.core.probe), and
   the distribution of `X-Served-By`.
 """
 

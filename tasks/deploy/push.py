@@ -1,13 +1,15 @@
 """Push files to a host the way napalm's configure does: compare, then act only on a diff.
 
-`push_files` handles the files of one service on one host in two SSH round trips:
-1. read what is there (content, mode, owner, or link target) and compute a unified diff;
+`push_files` (a Nornir task) handles the files of one service on one host in two SSH round
+trips at most:
+1. read what is there (content, mode, owner, or link target; or take what the caller read
+   already: the per-host task reads every service at once) and compute a unified diff;
    no difference: nothing is touched, `changed=False`;
 2. one remote script writes every candidate beside its target, keeps a backup, swaps them
    in, runs the daemon's checker (e.g. `nginx -t`), and only if it passes runs the reload.
    If the checker fails, every file is put back from its backup before anything reloads, so
    the running daemon never loads a rejected candidate; the host fails with the checker's
-   message. Under dry-run, step 2 is skipped and the diff is still reported.
+   message. Under Nornir's dry-run, step 2 is skipped and the diff is still reported.
 """
 
 from __future__ import annotations
