@@ -132,17 +132,17 @@ def _report(task: Task, actions: list[str], **extra: Any) -> Result:
                   diff="".join(f"# db: {a}\n" for a in actions), result=actions, **extra)
 
 
-def _admin_refusal(target: DbTarget, host: Host, deadline: float) -> int | None:
-    """None once the admin account connects; its error code when the server refuses it.
-    Other errors (MariaDB still starting) are retried until `deadline`."""
+def _admin_connect(target: DbTarget, host: Host,
+                   deadline: float) -> tuple[pymysql.connections.Connection | None, int | None]:
+    """The admin connection, or the error code when the server refuses the account (1045,
+    1130). Other errors (MariaDB still starting) are retried until `deadline`."""
     while True:
         try:
-            connect_admin(target, host).close()
-            return None
+            return connect_admin(target, host), None
         except DbError as exc:
             code = error_code(exc.__cause__) if exc.__cause__ else None
             if code in (1045, 1130):
-                return code
+                return None, code
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
@@ -151,51 +151,47 @@ def _admin_refusal(target: DbTarget, host: Host, deadline: float) -> int | None:
 def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> Result:
     """Nornir task: the controller's admin account exists (made over SSH when missing).
 
-    `running`: MariaDB runs (as read before). ``Result.ready`` is False when the next steps
-    cannot run: under dry-run, MariaDB is not running yet or the account is missing.
+    `running`: MariaDB runs (as read before). ``Result.connection``: the admin connection
+    for the next steps (the caller closes it), None when they cannot run: under dry-run,
+    MariaDB is not running yet or the account is missing.
     """
     host = task.host
     if task.is_dry_run() and not running:
         return _report(task, ["set up the admin account, schema, accounts and replication "
-                              "once mariadb runs"], ready=False)
+                              "once mariadb runs"], connection=None)
     deadline = time.monotonic() + START_WAIT
-    if _admin_refusal(target, host, deadline) is None:
-        return _report(task, [], ready=True)
+    conn, _ = _admin_connect(target, host, deadline)
+    if conn is not None:
+        return _report(task, [], connection=conn)
     who = f"{ADMIN_USER}@{target.admin_from()}"
     if task.is_dry_run():
         return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
-                              "schema and replication"], ready=False)
+                              "schema and replication"], connection=None)
     sql = admin_bootstrap_sql(target.admin_from(), native_password_hash(target.secrets.admin))
     check_command(task, "mariadb --batch", stdin=sql)
-    code = _admin_refusal(target, host, deadline)
-    if code is not None:
+    conn, code = _admin_connect(target, host, deadline)
+    if conn is None:
         raise DbError(f"{host.name}: the admin account {who} was created over SSH but "
                       f"MariaDB still refuses it (error {code})")
-    return _report(task, [f"create the admin account {who}"], ready=True)
+    return _report(task, [f"create the admin account {who}"], connection=conn)
 
 
-def converge_primary(task: Task, target: DbTarget, inventory: Inventory) -> Result:
-    """Nornir task: database, tables and accounts on the primary, each only when needed."""
+def converge_primary(task: Task, target: DbTarget, inventory: Inventory,
+                     conn: pymysql.connections.Connection) -> Result:
+    """Nornir task: database, tables and accounts on the primary, each only when needed
+    (`conn`: the admin connection to the host)."""
     actions: list[str] = []
-    conn = connect_admin(target, task.host)
-    try:
-        _setup_primary(conn, task.host, inventory, target, task.is_dry_run(), actions)
-    finally:
-        conn.close()
+    _setup_primary(conn, task.host, inventory, target, task.is_dry_run(), actions)
     return _report(task, actions)
 
 
-def converge_replica(task: Task, target: DbTarget, inventory: Inventory) -> Result:
-    """Nornir task: the replica follows the primary and has caught up with it.
-
-    ``Result.waited``: seconds spent waiting for the primary to be ready.
+def converge_replica(task: Task, target: DbTarget, inventory: Inventory,
+                     conn: pymysql.connections.Connection) -> Result:
+    """Nornir task: the replica follows the primary and has caught up with it (`conn`: the
+    admin connection to the host). ``Result.waited``: seconds spent waiting for the primary.
     """
     actions: list[str] = []
-    conn = connect_admin(target, task.host)
-    try:
-        waited = _setup_replica(conn, task.host, inventory, target, task.is_dry_run(), actions)
-    finally:
-        conn.close()
+    waited = _setup_replica(conn, task.host, inventory, target, task.is_dry_run(), actions)
     return _report(task, actions, waited=waited)
 
 
@@ -207,10 +203,14 @@ def converge_database(task: Task, target: DbTarget, inventory: Inventory,
     `running`: MariaDB runs (as read before the deploy).
     """
     admin = task.run(task=ensure_admin_account, target=target, running=running)[0]
-    if not admin.ready:
+    conn = admin.connection
+    if conn is None:
         return [admin]
     step = converge_primary if task.host["db_role"] == "primary" else converge_replica
-    return [admin, task.run(task=step, target=target, inventory=inventory)[0]]
+    try:
+        return [admin, task.run(task=step, target=target, inventory=inventory, conn=conn)[0]]
+    finally:
+        conn.close()
 
 
 def _run(conn: pymysql.connections.Connection, stmt: Statement, dry: bool,
