@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-from nornir_utils.plugins.functions import print_result
 from rich.console import Console
 
 from tasks.core.settings import ProjectError, fail
@@ -47,6 +46,8 @@ def main(argv: list[str]) -> int:
         dry_run=args.dry_run, requests=args.requests, vip_wait=args.vip_wait), console)
     reports, checks = outcome.reports, outcome.checks
     if args.verbose:
+        from nornir_utils.plugins.functions import print_result  # colorama: only when asked
+
         print_result(outcome.results)
     print_table(console, reports, f"{outcome.mode}: {len(reports)} host(s) in "
                                   f"{checks['deploy_seconds']:.2f} s")

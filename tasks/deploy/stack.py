@@ -126,6 +126,7 @@ def end_to_end(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutco
 def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome) -> None:
     """The README's database check on the deployed db hosts: a marker row written on the
     primary is read on each replica, and a write on the replica is refused."""
+    started = time.monotonic()
     failed = set(outcome.failed)
     names = [h.name for h in tier_hosts(run.inventory, "db") if h.name not in failed]
     results = nr.filter(F(name__any=names)).run(
@@ -140,7 +141,8 @@ def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployO
     skipped = sorted(failed & {h.name for h in tier_hosts(run.inventory, "db")})
     ok = not errors and not skipped
     outcome.checks["database"] = {"ok": ok, "hosts": seen, "errors": errors,
-                                  "skipped": skipped}
+                                  "skipped": skipped,
+                                  "seconds": round(time.monotonic() - started, 3)}
     outcome.lines.append(CheckLine(ok, database_line(seen, errors, skipped)))
 
 
