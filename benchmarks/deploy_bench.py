@@ -41,6 +41,7 @@ def phases(summary: dict) -> str:
             worst[phase] = max(worst.get(phase, 0.0), seconds)
     parts = [f"{k} {v:.2f}" for k, v in sorted(worst.items(), key=lambda kv: -kv[1])[:8]]
     parts.append(f"hosts {summary.get('deploy_seconds', 0):.2f}")
+    parts.append(f"db check {summary.get('database', {}).get('seconds', 0):.2f}")
     parts.append(f"vip {summary.get('vip', {}).get('waited', 0):.2f}")
     parts.append(f"rr {summary.get('round_robin', {}).get('seconds', 0):.2f}")
     return ", ".join(parts)

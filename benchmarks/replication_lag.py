@@ -20,7 +20,7 @@ from nornir.core.inventory import Host
 from pymysql.connections import Connection
 
 from tasks.core.nornir_build import build_nornir
-from tasks.core.settings import ProjectError, fail
+from tasks.core.settings import ProjectError, fail, load_settings
 from tasks.db.deploy import database_name, primary_of, replicas_of
 from tasks.db.sql import DbError, DbTarget, connect_admin, query, scalar
 
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
         nr = build_nornir(args.config, groups=["db"])  # refuses unless routed via the bridge
     except ProjectError as exc:
         fail(exc)
-    target = DbTarget.from_user_defined(nr.config.user_defined)
+    target = DbTarget.from_settings(load_settings(args.config))
     primary = primary_of(nr.inventory)
     replica = replicas_of(nr.inventory)[0]
     try:

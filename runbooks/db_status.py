@@ -14,8 +14,9 @@ import sys
 
 from rich.console import Console
 
-from tasks.core.nornir_build import build_nornir
-from tasks.core.settings import ProjectError, fail
+from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
+from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.db.sql import DbTarget
 from tasks.db.verify import cluster_from_results, db_status, print_cluster, verify_db
 
 console = Console(highlight=False)
@@ -33,14 +34,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        nr = build_nornir(args.config, groups=["db"], hosts=args.host)
+        settings = load_settings(args.config)
+        every = build_nornir(settings, check_lab=False)  # a replica's check needs its primary
+        nr = select_hosts(every, ["db"], args.host)
+        ensure_reachable(nr, settings)
     except ProjectError as exc:
         fail(exc)
-    cluster = cluster_from_results(nr.run(task=db_status))
+    target = DbTarget.from_settings(settings)
+    cluster = cluster_from_results(nr.run(task=db_status, target=target))
     print_cluster(cluster, console)
     ok = cluster.ok
     if args.verify:
-        verified = nr.run(task=verify_db)
+        verified = nr.run(task=verify_db, target=target, inventory=every.inventory)
         for name, multi in sorted(verified.items()):
             if multi.failed:
                 console.print(f"[red]verify {name} failed[/red]: {multi[0].exception}")

@@ -1,37 +1,32 @@
-"""Deploy the database tier: MariaDB settings, schema, accounts, GTID replication.
+"""The database tier's SQL steps: admin account, schema, accounts, GTID replication.
 
-``deploy_db`` (a Nornir task, for each db host, all in one parallel run):
-1. render ``templates/mariadb/60-tp5.cnf.j2`` and push it with ``push_files``; the candidate is
-   checked by ``mariadbd --help --verbose`` (which parses every option file the way the daemon
-   will: an unknown option or a bad number fails it) and the values mariadbd would really use
-   are compared with the intended ones (mariadbd only warns about a bad boolean, e.g.
-   ``read_only = maybe`` becomes OFF). MariaDB restarts only when the settings changed;
-2. start MariaDB if it is not running (fresh or crashed node);
-3. make sure the controller's admin account exists. A fresh MariaDB only lets the system's
-   root in, through the unix socket, so the first account cannot be made over the network:
-   this single step runs the ``mariadb`` client as root over SSH, with the password hash (never
-   the password) on its stdin, outside the binary log (each node has its own admin account,
-   which must not replicate). Every other step uses pymysql from the controller, after the
-   lab-route check. The admin account has no SUPER and no READ_ONLY ADMIN, so the replica's
-   read_only applies to it too;
-4. primary: database, tables, the application's account (one per web server address, only
-   that database) and the replication account (one per replica address, only REPLICATION
-   SLAVE), each created or fixed only when it differs;
-5. replica: wait (bounded) for the primary to be ready, then ``CHANGE MASTER TO ...
-   MASTER_USE_GTID=slave_pos`` only when it points elsewhere (or its login failed), ``START
-   SLAVE`` when a thread is stopped, and wait until both threads run and the replica has
-   applied the primary's current GTID position. A healthy replica is never reset.
+The db host's files (the MariaDB settings, ``templates/mariadb/60-tp5.cnf.j2``, checked by
+``mariadbd --help --verbose`` before MariaDB restarts) and its start are pushed like every
+other service by the per-host task (tasks/deploy/host.py); then ``converge_database`` runs
+these steps as subtasks, each a Result with ``changed``, a ``# db: <action>`` line per change
+in ``diff`` and the actions in ``result``:
 
-Result: ``changed`` (a file or anything in the database changed), ``diff`` (the settings' diff
-plus one ``# db: <action>`` line per database change), ``result`` = {"actions", "timings"}.
-Under dry-run nothing changes and the same report says what would.
+1. ``ensure_admin_account``: the controller's admin account. A fresh MariaDB only lets the
+   system's root in, through the unix socket, so the first account cannot be made over the
+   network: this single step runs the ``mariadb`` client as root over SSH, with the password
+   hash (never the password) on its stdin, outside the binary log (each node has its own admin
+   account, which must not replicate). Every other step uses pymysql from the controller,
+   after the lab-route check. The admin account has no SUPER and no READ_ONLY ADMIN, so the
+   replica's read_only applies to it too;
+2. ``converge_primary``: database, tables, the application's account (one per web server
+   address, only that database) and the replication account (one per replica address, only
+   REPLICATION SLAVE), each created or fixed only when it differs;
+3. ``converge_replica``: wait (bounded) for the primary to be ready, then ``CHANGE MASTER TO
+   ... MASTER_USE_GTID=slave_pos`` only when it points elsewhere (or its login failed),
+   ``START SLAVE`` when a thread is stopped, and wait until both threads run and the replica
+   has applied the primary's current GTID position. A healthy replica is never reset.
+
+Under Nornir's dry-run nothing changes and the same Results say what would.
 """
 
 from __future__ import annotations
 
-import shlex
 import time
-from functools import cache
 from typing import Any
 
 import pymysql
@@ -39,8 +34,7 @@ from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 
 from tasks.core.inventory import tier_hosts
-from tasks.core.remote import check_command, run_command
-from tasks.core.secrets import db_secrets
+from tasks.core.remote import check_command
 from tasks.db.facts import (
     Account,
     Statement,
@@ -56,20 +50,13 @@ from tasks.db.sql import (
     DbError,
     DbTarget,
     connect_admin,
-    describe_error,
     error_code,
     native_password_hash,
     query,
     scalar,
 )
-from tasks.deploy.push import DesiredFile, push_files
-from tasks.deploy.render import host_context, render_template
+from tasks.deploy.errors import describe_error
 
-SETTINGS_PATH = "/etc/mysql/mariadb.conf.d/60-tp5.cnf"
-SETTINGS_TEMPLATE = "mariadb/60-tp5.cnf.j2"
-RESTART = "service mariadb restart"
-ENSURE_RUNNING = ("if pidof mariadbd >/dev/null; then echo running; "
-                  "else service mariadb start 1>&2 && echo started; fi")
 ADMIN_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE USER, PROCESS, "
     "RELOAD, REPLICATION SLAVE, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR"
@@ -80,7 +67,7 @@ TABLES: dict[str, str] = {
     "visits": "CREATE TABLE visits (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
               "served_by VARCHAR(255) NOT NULL, client VARCHAR(64) NOT NULL, "
               "at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB",
-    # Replication probes (tasks/db_verify.py).
+    # Replication probes (tasks/db/verify.py).
     "markers": "CREATE TABLE markers (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                "token VARCHAR(64) NOT NULL UNIQUE, source VARCHAR(64) NOT NULL, "
                "written_at DATETIME(6) NOT NULL DEFAULT NOW(6)) ENGINE=InnoDB",
@@ -112,46 +99,9 @@ def replicas_of(inventory: Inventory) -> list[Host]:
     return [h for h in tier_hosts(inventory, "db") if h["db_role"] == "replica"]
 
 
-def mariadb_settings(host: Host, inventory: Inventory) -> DesiredFile:
-    """The server settings file of a db host."""
-    content = render_template(SETTINGS_TEMPLATE, **host_context(host, inventory))
-    return DesiredFile(path=SETTINGS_PATH, content=content, mode="0644", owner="root:root")
-
-
-def expected_variables(host: Host) -> dict[str, str]:
-    """Values `mariadbd --help --verbose` must show once the settings are read."""
-    return {
-        "server-id": str(host["db_server_id"]),
-        "bind-address": str(host.hostname),
-        "port": str(host["db_port"]),
-        "read-only": "TRUE" if host["db_role"] == "replica" else "FALSE",
-        "log-bin": "tp5-bin",
-        "gtid-strict-mode": "TRUE",
-        "log-slave-updates": "TRUE",
-        "skip-name-resolve": "TRUE",
-    }
-
-
-def settings_check_command(expected: dict[str, str]) -> str:
-    """Shell check: mariadbd parses the option files cleanly and reads the expected values."""
-    wants = " ".join(shlex.quote(f"{k}={v}") for k, v in expected.items())
-    return (
-        "vars=$(mktemp) && err=$(mariadbd --help --verbose 2>&1 >\"$vars\"); rc=$?; "
-        "bad=$(printf '%s\\n' \"$err\" | grep -E \"\\[ERROR\\]|wasn't recognized|"
-        "Unknown suffix\"); "
-        "if [ $rc -ne 0 ] || [ -n \"$bad\" ]; then rm -f \"$vars\"; "
-        "echo \"mariadbd rejects the settings: ${bad:-exit $rc}\"; exit 1; fi; "
-        f"for want in {wants}; do k=${{want%%=*}}; v=${{want#*=}}; "
-        "got=$(awk -v k=\"$k\" '$1 == k {print $2}' \"$vars\"); "
-        "if [ \"$got\" != \"$v\" ]; then rm -f \"$vars\"; "
-        "echo \"mariadbd would run with $k = ${got:-?}, the settings want $v\"; exit 1; fi; "
-        "done; rm -f \"$vars\""
-    )
-
-
 def desired_accounts(primary: Host, inventory: Inventory, target: DbTarget) -> list[Account]:
     """The app account per web server address and the replication account per replica."""
-    secrets = target.secrets()
+    secrets = target.secrets
     app = database_name(primary)
     app_hash = native_password_hash(secrets.app)
     repl_hash = native_password_hash(secrets.replication)
@@ -175,126 +125,92 @@ def admin_bootstrap_sql(admin_from: str, password_hash: str) -> str:
     )
 
 
-def php_string(value: str) -> str:
-    """A PHP single-quoted string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+# --- the steps (Nornir tasks) -------------------------------------------------------------
+
+def _report(task: Task, actions: list[str], **extra: Any) -> Result:
+    return Result(host=task.host, changed=bool(actions),
+                  diff="".join(f"# db: {a}\n" for a in actions), result=actions, **extra)
 
 
-def app_db_settings(host: Host, inventory: Inventory, target: str | None = None) -> DesiredFile:
-    """/etc/<app>/db.php for a web host: $db_host (primary), $db_port, $db_name, $db_user,
-    $db_pass, $db_replica_host (first replica, for the page's replica read).
-
-    target: 'lab' or 'real' (default: the repository's config.yaml); mode 0640 root:www-data.
-    """
-    from tasks.core.settings import load_settings
-
-    primary = primary_of(inventory)
-    replicas = replicas_of(inventory)
-    app = database_name(primary)
-    password = db_secrets(target or load_settings().target).app
-    lines = [
-        "<?php",
-        "// Managed by tp5ha (tasks/db_deploy.py app_db_settings): changes are overwritten.",
-        f"$db_host = {php_string(primary.hostname)};",
-        f"$db_port = {int(primary['db_port'])};",
-        f"$db_name = {php_string(app)};",
-        f"$db_user = {php_string(app)};",
-        f"$db_pass = {php_string(password)};",
-    ]
-    if replicas:
-        lines.append(f"$db_replica_host = {php_string(replicas[0].hostname)};")
-    return DesiredFile(path=f"/etc/{app}/db.php", content="\n".join(lines) + "\n", secret=True,
-                       mode="0640", owner="root:www-data")
-
-
-# --- the task -----------------------------------------------------------------------------
-
-@cache
-def _load_inventory(host_file: str, group_file: str, defaults_file: str) -> Inventory:
-    from nornir.plugins.inventory.simple import SimpleInventory as Simple
-
-    return Simple(host_file=host_file, group_file=group_file, defaults_file=defaults_file).load()
-
-
-def full_inventory(task: Task) -> Inventory:
-    """The whole inventory (the run's may be filtered to the db group or one host)."""
-    options = task.nornir.config.inventory.options
-    return _load_inventory(str(options["host_file"]), str(options["group_file"]),
-                           str(options["defaults_file"]))
-
-
-def deploy_db(task: Task, dry_run: bool | None = None) -> Result:
-    """Deploy one db host (primary or replica); see the module docstring for the steps."""
-    dry = task.is_dry_run(dry_run)
-    target = DbTarget.from_user_defined(task.nornir.config.user_defined)
-    inventory = full_inventory(task)
-    host = task.host
-    timings: dict[str, float] = {}
-    actions: list[str] = []
-
-    def report() -> Result:
-        diff = pushed.diff + "".join(f"# db: {a}\n" for a in actions)
-        return Result(host=host, changed=bool(pushed.changed or actions), diff=diff,
-                      result={"actions": actions, "timings": timings})
-
-    started = time.monotonic()
-    pushed = push_files(task, [mariadb_settings(host, inventory)],
-                        validate=settings_check_command(expected_variables(host)),
-                        reload=RESTART, dry_run=dry)
-    if pushed.changed:
-        actions.append("restart mariadb with the new settings")
-    timings["settings"] = time.monotonic() - started
-
-    started = time.monotonic()
-    if dry:
-        if not run_command(task, "pidof mariadbd").ok:
-            actions.append("start mariadb, then set up accounts, schema and replication")
-            return report()
-    elif check_command(task, ENSURE_RUNNING, timeout=90).stdout.strip() == "started":
-        actions.append("start mariadb")
-    timings["service"] = time.monotonic() - started
-
-    started = time.monotonic()
-    conn = _admin_connection(task, target, dry, actions)
-    timings["admin"] = time.monotonic() - started
-    if conn is None:
-        return report()
-    try:
-        started = time.monotonic()
-        if host["db_role"] == "primary":
-            _setup_primary(conn, host, inventory, target, dry, actions)
-            timings["sql"] = time.monotonic() - started
-        else:
-            _setup_replica(conn, host, inventory, target, dry, actions, timings)
-    finally:
-        conn.close()
-    return report()
-
-
-def _admin_connection(task: Task, target: DbTarget, dry: bool,
-                      actions: list[str]) -> pymysql.connections.Connection | None:
-    """Connect as admin, bootstrapping the account over SSH when it is missing."""
-    deadline = time.monotonic() + START_WAIT
-    bootstrapped = False
+def _admin_connect(target: DbTarget, host: Host,
+                   deadline: float) -> tuple[pymysql.connections.Connection | None, int | None]:
+    """The admin connection, or the error code when the server refuses the account (1045,
+    1130). Other errors (MariaDB still starting) are retried until `deadline`."""
     while True:
         try:
-            return connect_admin(target, task.host)
+            return connect_admin(target, host), None
         except DbError as exc:
             code = error_code(exc.__cause__) if exc.__cause__ else None
-            if code in (1045, 1130) and not bootstrapped:
-                if dry:
-                    actions.append(f"create the admin account {ADMIN_USER} (over SSH), "
-                                   "then accounts, schema and replication")
-                    return None
-                sql = admin_bootstrap_sql(target.admin_from(),
-                                          native_password_hash(target.secrets().admin))
-                check_command(task, "mariadb --batch", stdin=sql)
-                actions.append(f"create the admin account {ADMIN_USER}@{target.admin_from()}")
-                bootstrapped = True
-                continue
-            if code in (1045, 1130) or time.monotonic() > deadline:
+            if code in (1045, 1130):
+                return None, code
+            if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> Result:
+    """Nornir task: the controller's admin account exists (made over SSH when missing).
+
+    `running`: MariaDB runs (as read before). ``Result.connection``: the admin connection
+    for the next steps (the caller closes it), None when they cannot run: under dry-run,
+    MariaDB is not running yet or the account is missing.
+    """
+    host = task.host
+    if task.is_dry_run() and not running:
+        return _report(task, ["set up the admin account, schema, accounts and replication "
+                              "once mariadb runs"], connection=None)
+    deadline = time.monotonic() + START_WAIT
+    conn, _ = _admin_connect(target, host, deadline)
+    if conn is not None:
+        return _report(task, [], connection=conn)
+    who = f"{ADMIN_USER}@{target.admin_from()}"
+    if task.is_dry_run():
+        return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
+                              "schema and replication"], connection=None)
+    sql = admin_bootstrap_sql(target.admin_from(), native_password_hash(target.secrets.admin))
+    check_command(task, "mariadb --batch", stdin=sql)
+    conn, code = _admin_connect(target, host, deadline)
+    if conn is None:
+        raise DbError(f"{host.name}: the admin account {who} was created over SSH but "
+                      f"MariaDB still refuses it (error {code})")
+    return _report(task, [f"create the admin account {who}"], connection=conn)
+
+
+def converge_primary(task: Task, target: DbTarget, inventory: Inventory,
+                     conn: pymysql.connections.Connection) -> Result:
+    """Nornir task: database, tables and accounts on the primary, each only when needed
+    (`conn`: the admin connection to the host)."""
+    actions: list[str] = []
+    _setup_primary(conn, task.host, inventory, target, task.is_dry_run(), actions)
+    return _report(task, actions)
+
+
+def converge_replica(task: Task, target: DbTarget, inventory: Inventory,
+                     conn: pymysql.connections.Connection) -> Result:
+    """Nornir task: the replica follows the primary and has caught up with it (`conn`: the
+    admin connection to the host). ``Result.waited``: seconds spent waiting for the primary.
+    """
+    actions: list[str] = []
+    waited = _setup_replica(conn, task.host, inventory, target, task.is_dry_run(), actions)
+    return _report(task, actions, waited=waited)
+
+
+def converge_database(task: Task, target: DbTarget, inventory: Inventory,
+                      running: bool = True) -> list[Result]:
+    """Run the db host's SQL steps as subtasks of `task`; return their Results.
+
+    `inventory`: the whole inventory (the primary, the web servers and the replicas);
+    `running`: MariaDB runs (as read before the deploy).
+    """
+    admin = task.run(task=ensure_admin_account, target=target, running=running)[0]
+    conn = admin.connection
+    if conn is None:
+        return [admin]
+    step = converge_primary if task.host["db_role"] == "primary" else converge_replica
+    try:
+        return [admin, task.run(task=step, target=target, inventory=inventory, conn=conn)[0]]
+    finally:
+        conn.close()
 
 
 def _run(conn: pymysql.connections.Connection, stmt: Statement, dry: bool,
@@ -347,9 +263,9 @@ def replica_source(host: Host, inventory: Inventory) -> Host:
 
 
 def _setup_replica(conn: pymysql.connections.Connection, host: Host, inventory: Inventory,
-                   target: DbTarget, dry: bool, actions: list[str],
-                   timings: dict[str, float]) -> None:
-    """Point the replica at the primary (only if needed), start it, wait until caught up."""
+                   target: DbTarget, dry: bool, actions: list[str]) -> float:
+    """Point the replica at the primary (only if needed), start it, wait until caught up;
+    return the seconds spent waiting for the primary."""
     started = time.monotonic()
     primary = replica_source(host, inventory)
     port = int(primary["db_port"])
@@ -357,28 +273,25 @@ def _setup_replica(conn: pymysql.connections.Connection, host: Host, inventory: 
     todo = replica_actions(status, primary.hostname, port, REPL_USER)
     if dry:
         actions.extend(_describe_replica_action(a, primary) for a in todo)
-        return
+        return 0.0
     primary_conn = _wait_primary_ready(host, primary, target)
-    timings["primary_wait"] = time.monotonic() - started
+    waited = time.monotonic() - started
     try:
-        started = time.monotonic()
         if "change_master" in todo:
             _run(conn, Statement("stop replication", "STOP SLAVE"), dry, [], host)
             _run(conn, Statement(
                 _describe_replica_action("change_master", primary),
                 "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, "
                 "MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
-                (primary.hostname, port, REPL_USER, target.secrets().replication),
+                (primary.hostname, port, REPL_USER, target.secrets.replication),
             ), dry, actions, host)
         if "start" in todo:
             _run(conn, Statement(_describe_replica_action("start", primary), "START SLAVE"),
                  dry, actions, host)
-        timings["replication"] = time.monotonic() - started
-        started = time.monotonic()
         wait_caught_up(conn, primary_conn, host, primary, CATCH_UP_WAIT)
-        timings["catch_up"] = time.monotonic() - started
     finally:
         primary_conn.close()
+    return waited
 
 
 def _describe_replica_action(action: str, primary: Host) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pymysql
@@ -21,6 +21,8 @@ from nornir.core.inventory import Host
 
 from tasks.core.guard import check_addresses
 from tasks.core.secrets import DbSecrets, db_secrets
+from tasks.core.settings import Settings
+from tasks.deploy.errors import describe_error
 
 ADMIN_USER = "tp5admin"
 REPL_USER = "repl"
@@ -36,27 +38,22 @@ class DbError(Exception):
 
 @dataclass(frozen=True)
 class DbTarget:
-    """Where and how the controller reaches the databases (from Nornir's config)."""
+    """Where and how the controller reaches the databases: built once from the Settings
+    (``Settings.is_lab`` decides lab or real machines) and passed to the tasks."""
 
-    target: str
+    is_lab: bool
     bridge: str
     bridge_address: str
 
     @classmethod
-    def from_user_defined(cls, user_defined: Mapping[str, Any]) -> DbTarget:
-        lab = user_defined.get("lab", {}) or {}
-        return cls(
-            target=str(user_defined.get("target", "lab")),
-            bridge=str(lab.get("bridge", "tp5br0")),
-            bridge_address=str(lab.get("bridge_address", "10.5.1.1/24")),
-        )
+    def from_settings(cls, settings: Settings) -> DbTarget:
+        return cls(is_lab=settings.is_lab, bridge=settings.lab_bridge,
+                   bridge_address=settings.lab_bridge_address)
 
-    @property
-    def is_lab(self) -> bool:
-        return self.target == "lab"
-
+    @cached_property
     def secrets(self) -> DbSecrets:
-        return db_secrets(self.target)
+        """The passwords: the lab's generated files, or the environment (read on first use)."""
+        return db_secrets("lab" if self.is_lab else "real")
 
     def admin_from(self) -> str:
         """The host part of the admin account: the controller's lab address, or the env's."""
@@ -99,14 +96,7 @@ def connect_admin(target: DbTarget, host: Host,
                   read_timeout: int = READ_TIMEOUT) -> pymysql.connections.Connection:
     """The admin connection to an inventory db host."""
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
-                   target.secrets().admin, name=host.name, read_timeout=read_timeout)
-
-
-def describe_error(exc: BaseException) -> str:
-    """'(code) message' for a pymysql error, str(exc) otherwise."""
-    if isinstance(exc, pymysql.MySQLError) and len(exc.args) == 2:
-        return f"({exc.args[0]}) {exc.args[1]}"
-    return str(exc)
+                   target.secrets.admin, name=host.name, read_timeout=read_timeout)
 
 
 def error_code(exc: BaseException) -> int | None:

@@ -3,10 +3,16 @@
 - ``db_status`` (task): one node's state as a ``NodeStatus`` (role, read_only, GTID positions,
   replication threads, lag, last error); ``cluster_status`` (pure) puts the nodes together
   and lists what is wrong; ``print_cluster`` shows it as a rich table.
+- ``check_db_node`` (task, writes nothing): the node's own state is right for its role (the
+  per-host check of the deploy).
 - ``verify_db`` (task): on a replica, replication healthy (both threads, no error, lag 0),
   a marker row written on the primary read here within a bounded time (delay measured), a
   write refused (read_only; and the admin account really lacks SUPER / READ_ONLY ADMIN, or
-  the refusal would prove nothing); on the primary, writable with the binary log on.
+  the refusal would prove nothing); on the primary, writable with the binary log on. The
+  deploy runs it once its hosts are done (its database check), as ``db_status.py --verify``.
+
+The tasks take the ``DbTarget`` (built once from the Settings) and, where the primary must be
+found, the whole inventory (the run may be filtered to one host).
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import uuid
 from dataclasses import dataclass, field
 
 import pymysql
-from nornir.core.inventory import Host
+from nornir.core.inventory import Host, Inventory
 from nornir.core.task import AggregatedResult, Result, Task
 from rich.console import Console
 from rich.table import Table
 
-from tasks.db.deploy import database_name, full_inventory, replica_source
+from tasks.db.deploy import database_name, replica_source
 from tasks.db.facts import ReplicaStatus, forbidden_admin_privileges, parse_slave_status
-from tasks.db.sql import DbError, DbTarget, connect_admin, describe_error, query, scalar
+from tasks.db.sql import DbError, DbTarget, connect_admin, query, scalar
+from tasks.deploy.errors import describe_error
 
 MARKER_TIMEOUT = 5.0
 READ_ONLY_ERROR = 1290
@@ -70,9 +77,8 @@ def read_node_status(conn: pymysql.connections.Connection, host: Host) -> NodeSt
     )
 
 
-def db_status(task: Task) -> Result:
+def db_status(task: Task, target: DbTarget) -> Result:
     """Nornir task: result = NodeStatus of the host; failed when it cannot be reached."""
-    target = DbTarget.from_user_defined(task.nornir.config.user_defined)
     host = task.host
     try:
         conn = connect_admin(target, host, read_timeout=10)
@@ -215,38 +221,60 @@ def write_refusal(replica_conn: pymysql.connections.Connection, db: str) -> str 
     return None
 
 
-def verify_db(task: Task, marker_timeout: float = MARKER_TIMEOUT) -> Result:
+def _node_problems(conn: pymysql.connections.Connection, status: NodeStatus, host: Host,
+                   primary: Host | None) -> list[str]:
+    """What is wrong with one node for its role (`primary`: the one a replica follows)."""
+    problems = [p for p in cluster_status([status], primary.hostname if primary else None)
+                .problems if "needs exactly one primary" not in p]
+    if primary is None and not scalar(conn, "SELECT @@log_bin"):
+        problems.append(f"{host.name}: the binary log is off")
+    return problems
+
+
+def check_db_node(task: Task, target: DbTarget, inventory: Inventory) -> Result:
+    """Nornir task: the node is right for its role (a writable primary with its binary log;
+    a read-only replica following the primary, both threads running, no error, no lag);
+    raises DbError listing the problems. Writes nothing. Result.result: its NodeStatus."""
+    host = task.host
+    primary = None if host["db_role"] == "primary" else replica_source(host, inventory)
+    conn = connect_admin(target, host, read_timeout=10)
+    try:
+        status = read_node_status(conn, host)
+        problems = _node_problems(conn, status, host, primary)
+    finally:
+        conn.close()
+    if problems:
+        raise DbError("; ".join(problems))
+    return Result(host=host, result=status)
+
+
+def verify_db(task: Task, target: DbTarget, inventory: Inventory,
+              marker_timeout: float = MARKER_TIMEOUT) -> Result:
     """Nornir task: check a db host with SQL; raises DbError listing every problem.
 
     Result: result = {'role', 'marker_delay_s', 'write_refused', 'gtid_slave_pos', ...}.
     """
-    target = DbTarget.from_user_defined(task.nornir.config.user_defined)
     host = task.host
     db = database_name(host)
+    primary = None if host["db_role"] == "primary" else replica_source(host, inventory)
     conn = connect_admin(target, host, read_timeout=10)
     try:
         status = read_node_status(conn, host)
-        if host["db_role"] == "primary":
-            problems = [p for p in cluster_status([status]).problems
-                        if "needs exactly one primary" not in p]
-            if not scalar(conn, "SELECT @@log_bin"):
-                problems.append(f"{host.name}: the binary log is off")
+        problems = _node_problems(conn, status, host, primary)
+        if primary is None:
             if problems:
                 raise DbError("; ".join(problems))
             return Result(host=host, result={"role": "primary",
                                              "gtid_binlog_pos": status.gtid_binlog_pos})
-        primary = replica_source(host, full_inventory(task))
         return Result(host=host, result=_verify_replica(
-            conn, status, target, host, primary, db, marker_timeout))
+            conn, status, target, host, primary, db, marker_timeout, problems))
     finally:
         conn.close()
 
 
 def _verify_replica(conn: pymysql.connections.Connection, status: NodeStatus,
                     target: DbTarget, host: Host, primary: Host, db: str,
-                    marker_timeout: float) -> dict[str, object]:
-    problems = [p for p in cluster_status([status], primary.hostname).problems
-                if "needs exactly one primary" not in p]
+                    marker_timeout: float, problems: list[str]) -> dict[str, object]:
     forbidden = forbidden_admin_privileges(
         str(next(iter(r.values()))) for r in query(conn, "SHOW GRANTS"))
     if forbidden:

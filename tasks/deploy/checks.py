@@ -1,11 +1,12 @@
-"""Checks after a deploy: a command per host plus a pure parser, then the cross-host checks.
+"""Checks after a deploy: a script per host plus a pure parser, then the cross-host checks.
 
-- `check_command(tier, ...)` / `parse_check(tier, output, ...)`: on a web node, apache2 runs and
-  answers 200 on the node's address with its own `X-Served-By`; on a proxy, nginx and
-  keepalived run, nginx answers on the node's address, and the addresses of eth0 are listed.
+- `host_check_script(tier, ...)` (shell), `parse_check_output` (pure) and `problems`: on a web
+  node, apache2 runs and answers 200 on the node's address with its own `X-Served-By`; on a
+  proxy, nginx and keepalived run, nginx answers on the node's address, and the addresses of
+  eth0 are listed. The db tier is checked with SQL (tasks/db/verify.py).
 - `wait_for_vip`: exactly one proxy holds the VIP and it is the inventory's MASTER, polled for
   a bounded time (the election after a first deploy).
-- `check_round_robin`: N requests through the VIP from this machine (tasks.probe), and
+- `check_round_robin`: N requests through the VIP from this machine (tasks.core.probe), and
   the distribution of `X-Served-By`.
 """
 
@@ -25,8 +26,8 @@ from tasks.core.remote import run_command
 MARK = "@@tp5 "
 
 
-def check_command(tier: str, address: str, port: int = 80, interface: str = "eth0") -> str:
-    """The shell command that collects what `parse_check` needs on a host of `tier`."""
+def host_check_script(tier: str, address: str, port: int = 80, interface: str = "eth0") -> str:
+    """The shell script that collects what `parse_check_output` needs on a host of `tier`."""
     daemons = {"web": ["apache2"], "rp": ["nginx", "keepalived"]}.get(tier, [])
     lines = [f'if pidof {d} >/dev/null; then echo "{MARK}up {d}"; else echo "{MARK}down {d}"; fi'
              for d in daemons]
@@ -59,7 +60,7 @@ def parse_ip_br(output: str) -> list[str]:
 
 
 def parse_check_output(output: str) -> HostCheck:
-    """Split `check_command` output into its sections (pure)."""
+    """Split `host_check_script` output into its sections (pure)."""
     check, section, body = HostCheck(), "", []
     for line in output.splitlines() + [MARK + "end"]:
         if not line.startswith(MARK):

@@ -1,14 +1,17 @@
 """What each tier gets on disk: the files to render, link or remove, in the order to apply them.
 
-A ``validate_cmd`` containing ``{candidate}`` checks one file (``by_service`` puts the
-file's own path there); one without it checks the service's whole configuration. Either way
-it runs on the new files in place, before the reload, and a failure means: restore the
-previous files, do not reload (tasks/push.py).
+Every generated file is a template under ``templates/`` (the web tier's ``db.php`` and the
+MariaDB settings included). A ``validate_cmd`` containing ``{candidate}`` checks one file
+(``by_service`` puts the file's own path there); one without it checks the service's whole
+configuration. Either way it runs on the new files in place, before the reload, and a failure
+means: restore the previous files, do not reload (tasks/deploy/push.py).
 ``by_service`` groups the files per service with one check and one reload, for ``push_files``.
+``DAEMONS`` names the process of each service that must run (started when it does not).
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -18,8 +21,8 @@ from nornir.core.inventory import Host
 from tasks.core.inventory import tier_of
 
 FileState = Literal["file", "link", "absent"]
-
-
+DAEMONS = {"apache2": "apache2", "nginx": "nginx", "keepalived": "keepalived",
+           "mariadb": "mariadbd"}
 
 def reload_or_start(service: str, daemon: str) -> str:
     """Reload ``service`` when its daemon runs, start it otherwise (fresh nodes)."""
@@ -34,6 +37,8 @@ NGINX_RELOAD = reload_or_start("nginx", "nginx")
 KEEPALIVED_CHECK = "keepalived --config-test -f {candidate}"
 KEEPALIVED_RELOAD = reload_or_start("keepalived", "keepalived")
 PHP_CHECK = "php -l {candidate}"
+MARIADB_SETTINGS = "/etc/mysql/mariadb.conf.d/60-tp5.cnf"
+MARIADB_RESTART = "service mariadb restart"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class FileSpec:
     reload_cmd: str | None = None
     state: FileState = "file"
     target: str | None = None
+    secret: bool = False  # holds a password: its diff never shows the content
 
     @property
     def checks_candidate(self) -> bool:
@@ -115,6 +121,9 @@ def web_files(app_name: str) -> list[FileSpec]:
         _apache(f"/etc/apache2/sites-enabled/{site}", state="link",
                 target=f"../sites-available/{site}"),
         _apache("/etc/apache2/sites-enabled/000-default.conf", state="absent"),
+        # The page's database settings: live only once the db tier is deployed ("app").
+        FileSpec(path=f"/etc/{app_name}/db.php", template="php/db.php.j2", mode="0640",
+                 owner="root:www-data", service="app", validate_cmd=PHP_CHECK, secret=True),
     ]
 
 
@@ -131,12 +140,51 @@ def rp_files(app_name: str) -> list[FileSpec]:
     ]
 
 
+def expected_variables(host: Host) -> dict[str, str]:
+    """Values `mariadbd --help --verbose` must show once the settings are read."""
+    return {
+        "server-id": str(host["db_server_id"]),
+        "bind-address": str(host.hostname),
+        "port": str(host["db_port"]),
+        "read-only": "TRUE" if host["db_role"] == "replica" else "FALSE",
+        "log-bin": "tp5-bin",
+        "gtid-strict-mode": "TRUE",
+        "log-slave-updates": "TRUE",
+        "skip-name-resolve": "TRUE",
+    }
+
+
+def mariadb_check(expected: dict[str, str]) -> str:
+    """Shell check: mariadbd parses the option files cleanly and reads the expected values
+    (mariadbd only warns about a bad boolean: ``read_only = maybe`` would become OFF)."""
+    wants = " ".join(shlex.quote(f"{k}={v}") for k, v in expected.items())
+    return (
+        "vars=$(mktemp) && err=$(mariadbd --help --verbose 2>&1 >\"$vars\"); rc=$?; "
+        "bad=$(printf '%s\\n' \"$err\" | grep -E \"\\[ERROR\\]|wasn't recognized|"
+        "Unknown suffix\"); "
+        "if [ $rc -ne 0 ] || [ -n \"$bad\" ]; then rm -f \"$vars\"; "
+        "echo \"mariadbd rejects the settings: ${bad:-exit $rc}\"; exit 1; fi; "
+        f"for want in {wants}; do k=${{want%%=*}}; v=${{want#*=}}; "
+        "got=$(awk -v k=\"$k\" '$1 == k {print $2}' \"$vars\"); "
+        "if [ \"$got\" != \"$v\" ]; then rm -f \"$vars\"; "
+        "echo \"mariadbd would run with $k = ${got:-?}, the settings want $v\"; exit 1; fi; "
+        "done; rm -f \"$vars\""
+    )
+
+
+def db_files(host: Host) -> list[FileSpec]:
+    """The MariaDB server settings, checked by mariadbd itself; a change restarts it."""
+    return [FileSpec(path=MARIADB_SETTINGS, template="mariadb/60-tp5.cnf.j2", service="mariadb",
+                     validate_cmd=mariadb_check(expected_variables(host)),
+                     reload_cmd=MARIADB_RESTART)]
+
+
 def host_files(host: Host) -> list[FileSpec]:
-    """The files of ``host``'s tier, in the order to apply them (the db tier has none yet)."""
+    """The files of ``host``'s tier, in the order to apply them."""
     tier = tier_of(host)
     app_name = str(host["app_name"])
     if tier == "web":
         return web_files(app_name)
     if tier == "rp":
         return rp_files(app_name)
-    return []
+    return db_files(host)

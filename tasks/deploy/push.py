@@ -1,13 +1,15 @@
 """Push files to a host the way napalm's configure does: compare, then act only on a diff.
 
-`push_files` handles the files of one service on one host in two SSH round trips:
-1. read what is there (content, mode, owner, or link target) and compute a unified diff;
+`push_files` (a Nornir task) handles the files of one service on one host in two SSH round
+trips at most:
+1. read what is there (content, mode, owner, or link target; or take what the caller read
+   already: the per-host task reads every service at once) and compute a unified diff;
    no difference: nothing is touched, `changed=False`;
 2. one remote script writes every candidate beside its target, keeps a backup, swaps them
    in, runs the daemon's checker (e.g. `nginx -t`), and only if it passes runs the reload.
    If the checker fails, every file is put back from its backup before anything reloads, so
    the running daemon never loads a rejected candidate; the host fails with the checker's
-   message. Under dry-run, step 2 is skipped and the diff is still reported.
+   message. Under Nornir's dry-run, step 2 is skipped and the diff is still reported.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import base64
 import difflib
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from nornir.core.task import Result, Task
@@ -33,7 +35,7 @@ class DesiredFile:
     """What one path on the host must be: a file with content, a symlink, or absent."""
 
     path: str
-    content: str = ""
+    content: str = field(default="", repr=False)  # never in a printed Result (passwords)
     mode: str = "0644"
     owner: str = "root:root"
     state: Literal["file", "link", "absent"] = "file"
@@ -47,7 +49,7 @@ class CurrentFile:
 
     path: str
     state: Literal["file", "link", "absent"]
-    content: str = ""
+    content: str = field(default="", repr=False)
     mode: str = ""
     owner: str = ""
     link_target: str = ""
@@ -174,10 +176,10 @@ def push_files(
     files: list[DesiredFile],
     validate: str | None = None,
     reload: str | None = None,
-    dry_run: bool | None = None,
     current: list[CurrentFile] | None = None,
 ) -> Result:
-    """Make `files` true on the host; validate, then reload once, only if anything changed.
+    """Make `files` true on the host; validate, then reload once, only if anything changed
+    (and not under Nornir's dry-run).
 
     `current`: what the caller already read for `files` (same order), which saves the read
     round trip (e.g. one read for every service of a host).
@@ -193,7 +195,7 @@ def push_files(
     changed = [f for f in files if diffs[f.path]]
     timings["read"] = time.monotonic() - started
     diff = "".join(diffs[f.path] for f in changed)
-    if not changed or task.is_dry_run(dry_run):
+    if not changed or task.is_dry_run():
         return Result(host=task.host, changed=bool(changed), diff=diff,
                       result={"files": [f.path for f in changed], "timings": timings})
     started = time.monotonic()

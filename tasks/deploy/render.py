@@ -1,4 +1,10 @@
-"""Render the configuration templates: pure functions, inputs only from the Nornir inventory."""
+"""Render the configuration templates: the context comes from the Nornir inventory only.
+
+``host_context`` (pure) is every input a template may use; ``environment`` is the project's
+strict Jinja2 environment (StrictUndefined: a missing input fails the render);
+``render_file`` is the Nornir task that renders one template for a host through
+nornir-jinja2's ``template_file`` with that environment.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from nornir.core.inventory import Host, Inventory
+from nornir.core.task import Result, Task
+from nornir_jinja2.plugins.tasks import template_file
 
 from tasks.core.inventory import fqdn, tier_hosts, tier_of
 
@@ -23,10 +31,19 @@ _RP_KEYS = (
 _DB_KEYS = ("db_role", "db_server_id", "db_port")
 
 
+NOT_SHOWN = "(secret: content not shown)"
+
+
+def php_string(value: object) -> str:
+    """A PHP single-quoted string literal (filter ``php_string``)."""
+    text = str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @cache
 def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
     """The Jinja2 environment: StrictUndefined, blocks trimmed, trailing newline kept."""
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(templates_dir)),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -34,11 +51,22 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["php_string"] = php_string
+    return env
 
 
 def render_template(name: str, /, **context: Any) -> str:
     """Render ``templates/<name>``; an input missing from ``context`` raises UndefinedError."""
     return environment().get_template(name).render(**context)
+
+
+def render_file(task: Task, template: str, context: dict[str, Any],
+                secret: bool = False) -> Result:
+    """Nornir task: render ``templates/<template>`` for the host (nornir-jinja2's
+    ``template_file``, the strict environment). ``Result.content`` is the text; ``result``
+    shows it too, unless the file is secret (it holds a password)."""
+    text = template_file(task, template=template, jinja_env=environment(), **context).result
+    return Result(host=task.host, result=NOT_SHOWN if secret else text, content=text)
 
 
 def web_servers(inventory: Inventory) -> list[dict[str, Any]]:

@@ -20,8 +20,7 @@ from nornir.core.task import AggregatedResult
 
 from tasks.core.guard import check_addresses
 from tasks.core.nornir_build import build_nornir
-from tasks.core.settings import ProjectError
-from tasks.db.deploy import SETTINGS_PATH, deploy_db
+from tasks.core.settings import ProjectError, load_settings
 from tasks.db.sql import DbTarget, connect_admin, query, scalar
 from tasks.db.verify import (
     cluster_from_results,
@@ -31,6 +30,10 @@ from tasks.db.verify import (
     write_marker,
     write_refusal,
 )
+from tasks.deploy.files import MARIADB_SETTINGS as SETTINGS_PATH
+from tasks.deploy.host import Stack, deploy_host
+from tasks.deploy.order import TierGate
+from tasks.deploy.report import HostReport
 from tp5lab.control import Lab
 from tp5lab.inventory_factory import write_inventory
 
@@ -43,13 +46,26 @@ def db_nornir() -> Nornir:
     return build_nornir(groups=["db"])
 
 
+def target() -> DbTarget:
+    return DbTarget.from_settings(load_settings())
+
+
 def deploy(nr: Nornir) -> AggregatedResult:
-    return nr.run(task=deploy_db)
+    """The per-host deploy task on the db hosts of `nr` (their data as the test set it); the
+    rest of the inventory (web servers, the other db host) is the repository's."""
+    inventory = build_nornir(check_lab=False).inventory
+    inventory.hosts.update(nr.inventory.hosts)
+    gate = TierGate({"db": len(nr.inventory.hosts)})
+    return nr.run(task=deploy_host, stack=Stack(inventory, target(), gate))
+
+
+def report(result: AggregatedResult, name: str) -> HostReport:
+    assert isinstance(result[name][0].result, HostReport), result[name][0].result
+    return result[name][0].result
 
 
 def connect(nr: Nornir, name: str) -> pymysql.connections.Connection:
-    target = DbTarget.from_user_defined(nr.config.user_defined)
-    return connect_admin(target, nr.inventory.hosts[name])
+    return connect_admin(target(), nr.inventory.hosts[name])
 
 
 def tokens(conn: pymysql.connections.Connection) -> set[str]:
@@ -67,7 +83,7 @@ def wait_same_rows(primary: pymysql.connections.Connection,
 
 
 def assert_healthy(nr: Nornir) -> None:
-    cluster = cluster_from_results(nr.run(task=db_status))
+    cluster = cluster_from_results(nr.run(task=db_status, target=target()))
     assert cluster.ok, cluster.problems
     assert cluster.primary == "db1"
 
@@ -82,14 +98,16 @@ def test_fresh_nodes_get_a_primary_and_a_running_replica(lab: Lab) -> None:
     nr = db_nornir()
     result = deploy(nr)
     assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
-    db1, db2 = result["db1"][0], result["db2"][0]
-    assert db1.changed and db2.changed
+    assert result["db1"][0].changed and result["db2"][0].changed
+    db1, db2 = report(result, "db1"), report(result, "db2")
     assert "+server_id = 1" in db1.diff and "+read_only = ON" in db2.diff
-    assert "create database app_nulle" in db1.result["actions"]
-    assert "create account 'repl'@'10.5.1.212'" in db1.result["actions"]
-    assert any(a.startswith("replicate from db1 (10.5.1.211)") for a in db2.result["actions"])
+    assert "create database app_nulle" in db1.actions
+    assert "create account 'repl'@'10.5.1.212'" in db1.actions
+    assert any(a.startswith("replicate from db1 (10.5.1.211)") for a in db2.actions)
+    assert db1.timings["verify"] > 0 and db2.timings["sql"] > 0
     assert_healthy(nr)
-    verified = nr.run(task=verify_db)
+    verified = nr.run(task=verify_db, target=target(),
+                      inventory=build_nornir(check_lab=False).inventory)
     assert not verified.failed, {h: str(m[0].exception) for h, m in verified.items()}
     delay = verified["db2"][0].result["marker_delay_s"]
     print(f"\nmarker written on db1 read on db2 after {delay * 1000:.1f} ms")
@@ -130,7 +148,7 @@ def test_a_second_deploy_changes_nothing_and_keeps_replication_running(lab: Lab)
     for name in ("db1", "db2"):
         assert not result[name][0].changed, result[name][0].result
         assert result[name][0].diff == ""
-        assert result[name][0].result["actions"] == []
+        assert report(result, name).actions == [] and report(result, name).files == []
     assert scalar(primary, "SELECT @@gtid_binlog_pos") == position  # nothing written
     assert sql_threads(replica) == threads  # replication never restarted
 
@@ -142,14 +160,14 @@ def test_a_stopped_and_lagging_replica_is_restarted_and_caught_up(lab: Lab) -> N
     written = {write_marker(primary, DB, "while stopped") for _ in range(100)}
     time.sleep(0.3)
     assert not written & tokens(replica)  # the replica really fell behind
-    status = cluster_from_results(nr.run(task=db_status))
+    status = cluster_from_results(nr.run(task=db_status, target=target()))
     assert not status.ok and any("IO=No SQL=No" in p for p in status.problems)
     result = deploy(nr)
     assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
     assert not result["db1"][0].changed
     assert result["db2"][0].changed
-    assert result["db2"][0].result["actions"] == ["start replication"]
-    # deploy_db returned only once caught up: every row is there already.
+    assert report(result, "db2").actions == ["start replication"]
+    # The deploy returned only once caught up: every row is there already.
     assert tokens(replica) == tokens(primary)
     assert written <= tokens(replica)
     assert_healthy(nr)
@@ -178,7 +196,7 @@ def test_a_replica_with_the_primarys_server_id_fails_alone_then_recovers(lab: La
     token = write_marker(primary, DB, "primary still writable")
     fixed = deploy(db_nornir())
     assert not fixed.failed, {h: str(m[0].exception) for h, m in fixed.items() if m.failed}
-    assert fixed["db2"][0].changed and "+server_id = 2" in fixed["db2"][0].diff
+    assert fixed["db2"][0].changed and "+server_id = 2" in report(fixed, "db2").diff
     replica = connect(db_nornir(), "db2")
     assert token in tokens(replica)
     assert tokens(replica) == tokens(primary)

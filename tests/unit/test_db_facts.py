@@ -11,16 +11,8 @@ import pytest
 
 from tasks.core.nornir_build import build_nornir
 from tasks.core.secrets import ENV_VARS, DbSecrets, env_secrets, lab_secrets
-from tasks.core.settings import ProjectError
-from tasks.db.deploy import (
-    app_db_settings,
-    expected_variables,
-    full_inventory,
-    mariadb_settings,
-    php_string,
-    primary_of,
-    settings_check_command,
-)
+from tasks.core.settings import ProjectError, load_settings
+from tasks.db.deploy import primary_of
 from tasks.db.facts import (
     Account,
     account_statements,
@@ -33,6 +25,9 @@ from tasks.db.facts import (
 )
 from tasks.db.sql import DbTarget, native_password_hash
 from tasks.db.verify import NodeStatus, cluster_status
+from tasks.deploy.errors import describe_error
+from tasks.deploy.files import MARIADB_SETTINGS, db_files, expected_variables, mariadb_check
+from tasks.deploy.render import host_context, php_string, render_template
 
 # Captured with pymysql (DictCursor) from the lab's db2 (MariaDB 10.11), reduced to the
 # fields the parser reads plus a few neighbours.
@@ -67,17 +62,13 @@ ADMIN_GRANTS = [
 ]
 
 
-class FakeTask:
-    """Enough of a Nornir Task for full_inventory."""
-
-    def __init__(self, nr) -> None:
-        self.nornir = nr
-
-
 @pytest.fixture(scope="module")
 def inventory():
-    nr = build_nornir(check_lab=False)
-    return full_inventory(FakeTask(nr))
+    return build_nornir(check_lab=False).inventory
+
+
+def render(inventory, host: str, template: str, **extra: str) -> str:
+    return render_template(template, **host_context(inventory.hosts[host], inventory), **extra)
 
 
 @pytest.fixture()
@@ -203,8 +194,8 @@ def test_account_statements_fix_password_extra_privilege_and_removed_host() -> N
 # --- rendering ----------------------------------------------------------------------------
 
 def test_settings_per_role(inventory) -> None:
-    db1 = mariadb_settings(inventory.hosts["db1"], inventory).content
-    db2 = mariadb_settings(inventory.hosts["db2"], inventory).content
+    db1 = render(inventory, "db1", "mariadb/60-tp5.cnf.j2")
+    db2 = render(inventory, "db2", "mariadb/60-tp5.cnf.j2")
     assert "server_id = 1\n" in db1 and "server_id = 2\n" in db2
     assert "bind_address = 10.5.1.211\n" in db1 and "bind_address = 10.5.1.212\n" in db2
     assert "read_only = OFF\n" in db1 and "read_only = ON\n" in db2
@@ -216,24 +207,48 @@ def test_settings_per_role(inventory) -> None:
 def test_settings_check_command_knows_the_intended_values(inventory) -> None:
     expected = expected_variables(inventory.hosts["db2"])
     assert expected["read-only"] == "TRUE" and expected["server-id"] == "2"
-    command = settings_check_command(expected)
+    command = mariadb_check(expected)
     assert "mariadbd --help --verbose" in command
     assert "read-only=TRUE" in command and "bind-address=10.5.1.212" in command
     assert expected_variables(inventory.hosts["db1"])["read-only"] == "FALSE"
+    (spec,) = db_files(inventory.hosts["db2"])
+    assert (spec.path, spec.service, spec.validate_cmd) == (MARIADB_SETTINGS, "mariadb", command)
+    assert spec.reload_cmd == "service mariadb restart" and not spec.checks_candidate
 
 
-def test_app_db_settings(inventory, lab_secret_dir: Path) -> None:
-    desired = app_db_settings(inventory.hosts["web1"], inventory, target="lab")
-    password = (lab_secret_dir / "db_app").read_text().strip()
-    assert desired.path == "/etc/app_nulle/db.php"
-    assert (desired.mode, desired.owner) == ("0640", "root:www-data")
-    assert desired.content.startswith("<?php\n")
-    for line in ("$db_host = '10.5.1.211';", "$db_name = 'app_nulle';",
-                 "$db_user = 'app_nulle';", f"$db_pass = '{password}';",
+def test_app_db_settings(inventory) -> None:
+    page = render(inventory, "web1", "php/db.php.j2", db_pass="pw'with\\quote")
+    assert page.startswith("<?php\n")
+    for line in ("$db_host = '10.5.1.211';", "$db_port = 3306;", "$db_name = 'app_nulle';",
+                 "$db_user = 'app_nulle';", "$db_pass = 'pw\\'with\\\\quote';",
                  "$db_replica_host = '10.5.1.212';"):
-        assert line in desired.content
+        assert line in page
     assert primary_of(inventory).name == "db1"
     assert php_string("a'b\\c") == "'a\\'b\\\\c'"
+
+
+def test_db_target_comes_from_the_settings(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = DbTarget.from_settings(load_settings())
+    assert lab.is_lab and lab.admin_from() == "10.5.1.1"
+    config = tmp_path / "config.yaml"
+    config.write_text("user_defined:\n  target: real\n")
+    real = DbTarget.from_settings(load_settings(config))
+    monkeypatch.setenv("TP5_DB_ADMIN_FROM", "10.9.0.%")
+    assert not real.is_lab and real.admin_from() == "10.9.0.%"
+    monkeypatch.delenv("TP5_DB_APP_PASSWORD", raising=False)
+    with pytest.raises(ProjectError, match="TP5_DB_APP_PASSWORD"):
+        real.secrets  # noqa: B018  (read on first use, from the environment)
+
+
+def test_describe_error_is_one_line_for_mariadb_and_for_the_rest() -> None:
+    import pymysql
+
+    assert describe_error(pymysql.err.OperationalError(1045, "Access denied")) == \
+        "(1045) Access denied"
+    assert describe_error(RuntimeError("verify: apache2 is not running")) == \
+        "verify: apache2 is not running"
+    assert describe_error(RuntimeError("")) == "RuntimeError"
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -256,12 +271,6 @@ def test_env_secrets_name_missing_variables() -> None:
     assert "TP5_DB_APP_PASSWORD" not in str(err.value)
     full = env_secrets({var: f"pw-{name}" for name, var in ENV_VARS.items()})
     assert full == DbSecrets(app="pw-app", replication="pw-replication", admin="pw-admin")
-
-
-def test_db_target_admin_from() -> None:
-    lab = DbTarget.from_user_defined({"target": "lab", "lab": {"bridge": "tp5br0",
-                                                              "bridge_address": "10.5.1.1/24"}})
-    assert lab.is_lab and lab.admin_from() == "10.5.1.1"
 
 
 # --- cluster view -------------------------------------------------------------------------

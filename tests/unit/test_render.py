@@ -20,7 +20,7 @@ from jinja2 import UndefinedError
 from nornir.core.inventory import Inventory
 from nornir.plugins.inventory import SimpleInventory
 
-from tasks.deploy.files import by_service, host_files
+from tasks.deploy.files import MARIADB_SETTINGS, by_service, host_files
 from tasks.deploy.render import host_context, render_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,10 @@ INVENTORY = REPO / "inventory"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 Rendered = dict[str, dict[str, str]]
+# The web tier's db.php gets the app's password from the secrets, never from the inventory;
+# a fixed stand-in here keeps the golden files stable.
+DB_PASS = "golden-stand-in-password"
+DB_PHP = "/etc/app_nulle/db.php"
 
 
 def load(hosts: Path, groups: Path, defaults: Path) -> Inventory:
@@ -53,7 +57,8 @@ def render_all(inventory: Inventory) -> Rendered:
     for host in inventory.hosts.values():
         context = host_context(host, inventory)
         out[host.name] = {
-            spec.path: render_template(spec.template, **context)
+            spec.path: render_template(spec.template, **context,
+                                       **({"db_pass": DB_PASS} if spec.secret else {}))
             for spec in host_files(host) if spec.template is not None
         }
     return out
@@ -85,10 +90,25 @@ def test_golden_files(rendered: Rendered) -> None:
 def test_every_host_gets_its_tier_files(rendered: Rendered) -> None:
     assert set(rendered["web1"]) == {"/etc/apache2/ports.conf",
                                      "/etc/apache2/sites-available/app_nulle.conf",
-                                     "/var/www/app_nulle/index.php"}
+                                     "/var/www/app_nulle/index.php", DB_PHP}
     assert set(rendered["rp2"]) == {"/etc/nginx/conf.d/app_nulle.conf",
                                     "/etc/keepalived/keepalived.conf"}
-    assert rendered["db1"] == {}
+    assert set(rendered["db1"]) == {MARIADB_SETTINGS}
+
+
+def test_only_db_php_holds_the_password_and_its_diff_never_shows_it(rendered: Rendered) -> None:
+    from tasks.deploy.push import CurrentFile, DesiredFile, diff_file
+
+    holding = {(host, path) for host, files in rendered.items()
+               for path, content in files.items() if DB_PASS in content}
+    assert holding == {("web1", DB_PHP), ("web2", DB_PHP), ("web3", DB_PHP)}
+    spec = next(s for s in host_files(real_inventory().hosts["web1"]) if s.path == DB_PHP)
+    assert spec.secret and (spec.mode, spec.owner) == ("0640", "root:www-data")
+    desired = DesiredFile(DB_PHP, rendered["web1"][DB_PHP], spec.mode, spec.owner, secret=True)
+    old = CurrentFile(DB_PHP, "file", "<?php\n$db_pass = 'old';\n", "0640", "root:www-data")
+    diff = diff_file(old, desired)
+    assert "# secret content differs (not shown)" in diff
+    assert DB_PASS not in diff and "old" not in diff
 
 
 def test_upstream_has_one_server_line_per_web_host(rendered: Rendered) -> None:
@@ -212,14 +232,16 @@ def test_tier_files_describe_links_removals_and_checks() -> None:
     assert keepalived.checks_candidate
     assert keepalived.validate_command("/tmp/c") == "keepalived --config-test -f /tmp/c"
     assert not rp["/etc/nginx/conf.d/app_nulle.conf"].checks_candidate
-    assert host_files(inventory.hosts["db1"]) == []
+    (settings,) = host_files(inventory.hosts["db1"])
+    assert settings.path == MARIADB_SETTINGS and "server-id=1" in str(settings.validate_cmd)
 
 
 def test_by_service_groups_files_with_one_check_and_one_reload() -> None:
     inventory = real_inventory()
     groups = by_service(host_files(inventory.hosts["rp1"]) + host_files(inventory.hosts["web1"]))
-    assert [g.service for g in groups] == ["nginx", "keepalived", "apache2"]
-    nginx, keepalived, apache = groups
+    assert [g.service for g in groups] == ["nginx", "keepalived", "apache2", "app"]
+    nginx, keepalived, apache, app = groups
+    assert app.validate_cmd == "php -l /etc/app_nulle/db.php" and app.reload_cmd is None
     assert nginx.validate_cmd == "nginx -t"
     assert keepalived.validate_cmd == "keepalived --config-test -f /etc/keepalived/keepalived.conf"
     assert apache.validate_cmd == \
@@ -362,6 +384,12 @@ def test_php_page_is_valid_and_answers_without_a_database(rendered: Rendered,
     assert answer.returncode == 0, answer.stderr
     assert "served-by: web2.tp5.b2 10.5.1.12\n" in answer.stdout
     assert f"db: unavailable (no {tmp_path / 'db.php'})" in answer.stdout
+    # The rendered db.php is valid PHP and sets what the page reads.
+    settings = write(tmp_path, "db.php", rendered["web2"][DB_PHP])
+    assert run([PHP, "-l", str(settings)]).returncode == 0
+    shown = run([PHP, "-r", f"include '{settings}'; echo \"$db_host $db_port $db_name "
+                            "$db_user $db_pass $db_replica_host\";"])
+    assert shown.stdout == f"10.5.1.211 3306 app_nulle app_nulle {DB_PASS} 10.5.1.212"
     # A configured but dead database (loopback, closed port): still an answer, quickly.
     write(tmp_path, "db.php", '<?php\n$db_host = "127.0.0.1"; $db_port = 9; '
                               '$db_name = "app"; $db_user = "app"; $db_pass = "x";\n')

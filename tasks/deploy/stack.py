@@ -1,0 +1,201 @@
+"""Deploy the stack: every targeted host in parallel (tiers ordered by the gate), then the
+end-to-end checks: the database (marker row and refused write), the VIP, the round-robin.
+
+``deploy_stack`` is the runbook's one call. It reads the Settings once (lab or real
+machines: ``Settings.is_lab``) and passes them down; Nornir's own dry-run
+(``nr.data.dry_run``, read by ``task.is_dry_run()``) applies to every task of the run; the
+progress processor is attached to the deploy run alone, so later runs print nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nornir.core import Nornir
+from nornir.core.filter import F
+from nornir.core.task import AggregatedResult
+from nornir.plugins.runners import ThreadedRunner
+from rich.console import Console
+
+from tasks.core.inventory import expected_master, tier_hosts, tier_of, vip
+from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
+from tasks.core.settings import Settings, load_settings
+from tasks.db.sql import DbTarget
+from tasks.db.verify import verify_db
+from tasks.deploy.checks import check_round_robin, wait_for_vip
+from tasks.deploy.errors import describe_error
+from tasks.deploy.host import Stack, deploy_host
+from tasks.deploy.order import TierGate
+from tasks.deploy.report import HostReport, Progress, report_of
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the user asked for (runbooks/deploy.py's options)."""
+
+    config: Path | str | None = None
+    groups: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    dry_run: bool = False
+    requests: int = 0  # 0: 3 per web server
+    vip_wait: float = 10.0
+
+
+@dataclass
+class CheckLine:
+    """One end-to-end check: passed or not, and its line."""
+
+    ok: bool
+    line: str
+
+
+@dataclass
+class DeployOutcome:
+    """Everything the runbook prints: host reports, the checks' lines and the JSON extras."""
+
+    mode: str
+    reports: list[HostReport]
+    results: AggregatedResult
+    checks: dict[str, Any] = field(default_factory=dict)
+    lines: list[CheckLine] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.name for r in self.reports if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and all(c.ok for c in self.lines)
+
+
+def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
+    """Deploy the targeted hosts, then check the stack end to end (not under dry-run).
+
+    Raises ProjectError (exit 2: bad inventory or unknown names; 3: the lab is not ready).
+    """
+    started = time.monotonic()
+    settings = load_settings(options.config)
+    # Every host (rendering needs the whole inventory); names checked before the lab (exit 2).
+    nr = build_nornir(settings, check_lab=False)
+    run = select_hosts(nr, options.groups, options.hosts)
+    ensure_reachable(nr, settings)
+    nr.data.dry_run = options.dry_run
+    try:
+        outcome = _deploy_hosts(nr, run, settings, console)
+        outcome.checks["deploy_seconds"] = round(time.monotonic() - started, 3)
+        if not options.dry_run:
+            end_to_end(nr, run, settings, outcome, options)
+    finally:
+        nr.close_connections(on_good=True, on_failed=True)
+    outcome.checks["total_seconds"] = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
+                  console: Console) -> DeployOutcome:
+    names = list(run.inventory.hosts)
+    mode = "dry run" if nr.data.dry_run else "deploy"
+    gate = TierGate(Counter(tier_of(h) for h in run.inventory.hosts.values()))
+    stack = Stack(nr.inventory, DbTarget.from_settings(settings), gate)
+    console.print(f"{mode}: {len(names)} host(s) in parallel: {' '.join(names)}")
+    # Hosts wait for earlier tiers inside the runner: every host needs its own worker, or
+    # web hosts holding all the workers would wait forever for a db host never started.
+    workers = max(run.runner.num_workers, len(names))
+    deploying = run.with_processors([Progress(console)]).with_runner(ThreadedRunner(workers))
+    results = deploying.run(task=deploy_host, stack=stack)
+    reports = [report_of(run.inventory.hosts[h], results[h]) for h in names]
+    return DeployOutcome(mode, reports, results, {"dry_run": bool(nr.data.dry_run)})
+
+
+def end_to_end(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome,
+               options: DeployOptions) -> None:
+    """The checks of the tiers deployed: the database (db), the VIP and the round-robin
+    through it (web or rp). Each adds its line and its part of the JSON to `outcome`."""
+    tiers = {r.tier for r in outcome.reports}
+    if "db" in tiers:
+        database_check(nr, run, settings, outcome)
+    if {"web", "rp"} & tiers and tier_hosts(nr.inventory, "rp"):
+        vip_check(nr, outcome, options.vip_wait)
+        round_robin_check(nr, settings, outcome, options.requests)
+
+
+def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome) -> None:
+    """The README's database check on the deployed db hosts: a marker row written on the
+    primary is read on each replica, and a write on the replica is refused."""
+    started = time.monotonic()
+    failed = set(outcome.failed)
+    names = [h.name for h in tier_hosts(run.inventory, "db") if h.name not in failed]
+    results = nr.filter(F(name__any=names)).run(
+        task=verify_db, target=DbTarget.from_settings(settings), inventory=nr.inventory)
+    seen, errors = {}, {}
+    for name in names:
+        multi = results[name]
+        if multi.failed:
+            errors[name] = describe_error(multi[0].exception or RuntimeError(multi[0].result))
+        else:
+            seen[name] = multi[0].result
+    skipped = sorted(failed & {h.name for h in tier_hosts(run.inventory, "db")})
+    ok = not errors and not skipped
+    outcome.checks["database"] = {"ok": ok, "hosts": seen, "errors": errors,
+                                  "skipped": skipped,
+                                  "seconds": round(time.monotonic() - started, 3)}
+    outcome.lines.append(CheckLine(ok, database_line(seen, errors, skipped)))
+
+
+def database_line(seen: dict[str, dict], errors: dict[str, str], skipped: list[str]) -> str:
+    """The database check in one line (pure)."""
+    parts = []
+    for name, data in sorted(seen.items()):
+        if data["role"] == "replica":
+            parts.append(f"{name} read the marker after {data['marker_delay_s'] * 1000:.1f} ms "
+                         f"and refused a write ({data['write_refused']})")
+        else:
+            parts.append(f"{name} primary writable, binlog at {data['gtid_binlog_pos']}")
+    parts += [f"{name}: {error}" for name, error in sorted(errors.items())]
+    parts += [f"{name}: not checked (its deploy failed)" for name in skipped]
+    return "database: " + "; ".join(parts)
+
+
+def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> None:
+    """The VIP on the expected MASTER alone (any single holder without preemption)."""
+    proxies = tier_hosts(nr.inventory, "rp")
+    master = expected_master(nr.inventory)
+    address = str(vip(nr.inventory))
+    known = {r.name: r.addresses for r in outcome.reports if r.tier == "rp" and r.addresses}
+    rp = nr.filter(F(name__any=[h.name for h in proxies]))
+    check = wait_for_vip(rp, address, master, timeout, known=known)
+    outcome.checks["vip"] = {"ok": check.ok, "holders": check.holders, "master": master,
+                             "waited": round(check.waited, 3)}
+    outcome.lines.append(CheckLine(check.ok, check.describe()))
+
+
+def expected_servers(nr: Nornir, reports: list[HostReport]) -> tuple[list[str], list[str]]:
+    """The web servers that must answer through the VIP (every one whose deploy did not
+    fail) and those that may (a failed one may still serve its previous config)."""
+    failed = {r.name for r in reports if r.status == "failed"}
+    webs = tier_hosts(nr.inventory, "web")
+    allowed = [f"{h.name}.{h['domain']}" for h in webs]
+    expected = [f"{h.name}.{h['domain']}" for h in webs if h.name not in failed]
+    return expected, allowed
+
+
+def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
+                      requests: int) -> None:
+    """`requests` GETs through the VIP (default 3 per web server) cover the web tier."""
+    address = str(vip(nr.inventory))
+    expected, allowed = expected_servers(nr, outcome.reports)
+    count = requests or 3 * max(1, len(expected))
+    started = time.monotonic()
+    rr = check_round_robin(address, count, settings.lab_bridge if settings.is_lab else None)
+    ok = rr.covers(expected, allowed=allowed)
+    outcome.checks["round_robin"] = {"ok": ok, "requests": count, "counts": rr.counts,
+                                     "errors": rr.errors[:10],
+                                     "seconds": round(time.monotonic() - started, 3)}
+    dist = "  ".join(f"{name}: {n}" for name, n in rr.counts.items()) or "no answer"
+    errors = f" ({len(rr.errors)} error(s): {rr.errors[0]})" if rr.errors else ""
+    outcome.lines.append(CheckLine(ok, f"round-robin through {address}, {count} requests: "
+                                       f"{dist}{errors}"))
