@@ -221,8 +221,8 @@ def write_refusal(replica_conn: pymysql.connections.Connection, db: str) -> str 
     return None
 
 
-def _node_problems(conn: pymysql.connections.Connection, status: NodeStatus, host: Host,
-                   primary: Host | None) -> list[str]:
+def _live_node_problems(conn: pymysql.connections.Connection, status: NodeStatus,
+                        host: Host, primary: Host | None) -> list[str]:
     """What is wrong with one node for its role (`primary`: the one a replica follows)."""
     problems = [p for p in cluster_status([status], primary.hostname if primary else None)
                 .problems if "needs exactly one primary" not in p]
@@ -240,7 +240,7 @@ def check_db_node(task: Task, target: DbTarget, inventory: Inventory) -> Result:
     conn = connect_admin(target, host, read_timeout=10)
     try:
         status = read_node_status(conn, host)
-        problems = _node_problems(conn, status, host, primary)
+        problems = _live_node_problems(conn, status, host, primary)
     finally:
         conn.close()
     if problems:
@@ -260,7 +260,7 @@ def verify_db(task: Task, target: DbTarget, inventory: Inventory,
     conn = connect_admin(target, host, read_timeout=10)
     try:
         status = read_node_status(conn, host)
-        problems = _node_problems(conn, status, host, primary)
+        problems = _live_node_problems(conn, status, host, primary)
         if primary is None:
             if problems:
                 raise DbError("; ".join(problems))
