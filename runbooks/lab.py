@@ -17,7 +17,7 @@ from rich.table import Table
 
 from tasks.core.nornir_build import check_inventory_or_raise
 from tasks.core.settings import ProjectError, fail, load_settings
-from tp5lab import paths
+from tp5lab import etc_hosts, paths
 from tp5lab.control import Lab
 from tp5lab.status import collect_status
 
@@ -28,7 +28,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="Nornir config.yaml (default: repo's)")
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("up", help="create or repair the lab (idempotent)")
+    up = sub.add_parser("up", help="create or repair the lab (idempotent); nodes that left "
+                        "the inventory are removed; the app's name goes to /etc/hosts")
+    up.add_argument("--no-hosts", action="store_true",
+                    help="leave /etc/hosts alone (no app name -> VIP block)")
     sub.add_parser("down", help="remove everything the lab made")
     sub.add_parser("status", help="table of nodes, reachability and services")
     for name, text in (("crash", "kill the node's PID 1 and its link (a dead box)"),
@@ -57,6 +60,24 @@ def print_status(lab: Lab, config: str | None) -> int:
     return 0 if bad == 0 else 1
 
 
+def lab_up(lab: Lab, config: str | None, hosts: bool) -> int:
+    """`up`: converge the lab, say what changed (removed nodes, app name), print the table."""
+    report = lab.up(progress=lambda m: console.print(f"[dim]… {m}[/]"),
+                    hosts_file=etc_hosts.HOSTS_FILE if hosts else None)
+    console.print(
+        f"lab up: {len(lab.nodes)} node(s) in {report.seconds:.1f} s "
+        f"(created {len(report.created)}, started {len(report.started)}, "
+        f"repaired {len(report.repaired)}: {' '.join(report.repaired) or 'none'})")
+    if report.removed:
+        console.print(f"removed {' '.join(report.removed)}: no longer in the inventory")
+    if report.app is not None:
+        console.print(f"{etc_hosts.HOSTS_FILE}: {report.app.name} -> {report.app.address} "
+                      f"(try: curl http://{report.app.name}/)")
+    elif not hosts:
+        console.print(f"{etc_hosts.HOSTS_FILE} left alone (--no-hosts)")
+    return print_status(lab, config)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = load_settings(args.config)
@@ -76,12 +97,7 @@ def main(argv: list[str]) -> int:
     with paths.lab_lock():
         started = time.monotonic()
         if args.action == "up":
-            report = lab.up(progress=lambda m: console.print(f"[dim]… {m}[/]"))
-            console.print(
-                f"lab up: {len(lab.nodes)} node(s) in {report.seconds:.1f} s "
-                f"(created {len(report.created)}, started {len(report.started)}, "
-                f"repaired {len(report.repaired)}: {' '.join(report.repaired) or 'none'})")
-            return print_status(lab, args.config)
+            return lab_up(lab, args.config, hosts=not args.no_hosts)
         if args.action == "down":
             removed = lab.down()
             console.print(f"lab down in {time.monotonic() - started:.1f} s: removed "

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.guard import check_addresses
+from tasks.core.inventory import natural_key
 from tasks.core.settings import ProjectError, Settings
-from tp5lab import paths
+from tp5lab import etc_hosts, paths
+from tp5lab.etc_hosts import AppEntry
 from tp5lab.topology import Node, load_nodes
 
 REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "tini", "sshd", "ssh-keygen", "mount")
@@ -99,11 +101,14 @@ class NodeState:
 
 @dataclass
 class UpReport:
-    """What `up` did: nodes created, started, repaired, and how long it took."""
+    """What `up` did: nodes created, started, repaired, removed (no longer in the
+    inventory), the app name written to the hosts file (if any), and how long it took."""
 
     created: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    app: AppEntry | None = None
     seconds: float = 0.0
 
 
@@ -248,9 +253,10 @@ class Lab:
             _run(["ip", "link", "set", self.bridge, "up"])
         return changed
 
-    def _write_hosts_file(self, node: Node) -> None:
+    def _write_hosts_file(self, node: Node, app: AppEntry | None = None) -> None:
         lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{node.fqdn} {node.name}"]
         lines += [f"{n.address}\t{n.fqdn} {n.name}" for n in self.nodes.values()]
+        lines += [app.line] if app is not None else []
         (paths.node_dir(node.name) / "hosts").write_text("\n".join(lines) + "\n")
 
     def _ensure_host_key(self, node: Node) -> None:
@@ -315,25 +321,17 @@ class Lab:
         )
         log.close()
 
-    def up(self, progress: Callable[[str], None] = lambda _m: None) -> UpReport:
-        """Create what is missing, repair what is broken, start what is stopped."""
-        require_root_and_tools()
-        started_at = time.monotonic()
-        report = UpReport()
-        self._ensure_state_dir()
-        links = self._links()
-        if self._ensure_bridge(links):
-            progress(f"bridge {self.bridge} {self.settings.lab_bridge_address}")
-        netns = self._netns_names()
+    def _prepare_node_files(self, app: AppEntry | None) -> None:
         for node in self.nodes.values():
             paths.node_dir(node.name).mkdir(exist_ok=True)
             self._ensure_host_key(node)
-            self._write_hosts_file(node)
+            self._write_hosts_file(node, app)
         self._write_known_hosts()
+
+    def _start_missing(self, report: UpReport) -> list[Node]:
+        """Create or repair every node's network, start the stopped nodes; those to wait for."""
+        links, netns = self._links(), self._netns_names()
         to_wait = []
-        refused = check_addresses(self.bridge, [n.address for n in self.nodes.values()])
-        if refused:
-            raise LabError("refusing to start the nodes: " + "; ".join(refused), 3)
         for node in self.nodes.values():
             existed = node.netns in netns and node.veth in links
             if self._ensure_network(node, links, netns):
@@ -343,8 +341,10 @@ class Lab:
                 self._start(node)
                 report.started.append(node.name)
                 to_wait.append(node)
-        if to_wait:
-            progress(f"starting {len(to_wait)} node(s): waiting for their sshd")
+        return to_wait
+
+    @staticmethod
+    def _wait_ready(to_wait: list[Node]) -> None:
         deadline = time.monotonic() + SSH_READY_TIMEOUT
         with ThreadPoolExecutor(max_workers=32) as pool:
             ready = list(pool.map(lambda n: wait_ssh(n.address, deadline), to_wait))
@@ -353,8 +353,75 @@ class Lab:
             logs = ", ".join(str(paths.node_dir(n) / "console.log") for n in late)
             raise LabError(f"sshd did not answer within {SSH_READY_TIMEOUT:.0f} s on: "
                            f"{', '.join(late)} (see {logs})")
+
+    def up(self, progress: Callable[[str], None] = lambda _m: None,
+           hosts_file: Path | None = etc_hosts.HOSTS_FILE) -> UpReport:
+        """Create what is missing, repair what is broken, start what is stopped, remove the
+        nodes that are not in this inventory; name the app (`<app_name>.<domain>` -> VIP) in
+        hosts_file (None: leave the machine's hosts file alone)."""
+        require_root_and_tools()
+        started_at = time.monotonic()
+        report = UpReport()
+        app = etc_hosts.app_entry(self.settings)
+        self._ensure_state_dir()
+        if self._ensure_bridge(self._links()):
+            progress(f"bridge {self.bridge} {self.settings.lab_bridge_address}")
+        report.removed = self.remove_strays()
+        if report.removed:
+            progress(f"removed {' '.join(report.removed)} (not in {self.settings.hosts_file})")
+        self._prepare_node_files(app)
+        addresses = [n.address for n in self.nodes.values()] + ([app.address] if app else [])
+        refused = check_addresses(self.bridge, addresses)
+        if refused:
+            raise LabError("refusing to start the nodes: " + "; ".join(refused), 3)
+        to_wait = self._start_missing(report)
+        if to_wait:
+            progress(f"starting {len(to_wait)} node(s): waiting for their sshd")
+        self._wait_ready(to_wait)
+        if hosts_file is not None:
+            report.app = self._name_app(app, hosts_file)
         report.seconds = time.monotonic() - started_at
         return report
+
+    def _name_app(self, app: AppEntry | None, hosts_file: Path) -> AppEntry | None:
+        """Write the app's block in hosts_file (remove an old one without a proxy tier)."""
+        if app is None:
+            etc_hosts.remove(hosts_file)
+        else:
+            etc_hosts.install(app, self.settings.config_file, hosts_file)
+        return app
+
+    # --- nodes that left the inventory --------------------------------------------------
+    def stray_nodes(self) -> list[str]:
+        """Lab nodes (namespace tp5-NAME or a node folder) that are not in this inventory."""
+        names = {ns.removeprefix("tp5-") for ns in self._netns_names() if ns.startswith("tp5-")}
+        if paths.NODES_DIR.is_dir():
+            names |= {d.name for d in paths.NODES_DIR.iterdir() if d.is_dir()}
+        return sorted(names - set(self.nodes), key=natural_key)
+
+    def _remove_stray_links(self) -> None:
+        """Delete the lab cables (tp5v-*, tp5p-*) that belong to no node of this inventory."""
+        ours = {n.veth for n in self.nodes.values()} | {n.veth_peer for n in self.nodes.values()}
+        for ifname in self._links():
+            if ifname.startswith(("tp5v-", "tp5p-")) and ifname not in ours:
+                _run(["ip", "link", "del", ifname], check=False)
+
+    def remove_strays(self) -> list[str]:
+        """Remove the nodes that left the inventory: processes, namespace, cable, folder."""
+        names = self.stray_nodes()
+        present = self._netns_names()
+        netns = [f"tp5-{n}" for n in names if f"tp5-{n}" in present]
+        self._kill_namespaces(netns)
+        for name in names:
+            child = self._children.pop(name, None)
+            if child is not None:
+                child.wait(timeout=10)
+        self._remove_stray_links()
+        for ns in netns:
+            _run(["ip", "netns", "del", ns])
+        for name in names:
+            shutil.rmtree(paths.node_dir(name), ignore_errors=True)
+        return names
 
     # --- faults --------------------------------------------------------------------------
     def crash(self, name: str) -> None:
@@ -424,18 +491,20 @@ class Lab:
                     raise LabError(f"processes of {ns} did not die")
                 time.sleep(0.02)
 
-    def down(self, progress: Callable[[str], None] = lambda _m: None) -> list[str]:
-        """Remove every node, cable, namespace, the bridge and the state; return what went.
+    def down(self, progress: Callable[[str], None] = lambda _m: None,
+             hosts_file: Path = etc_hosts.HOSTS_FILE) -> list[str]:
+        """Remove every node, cable, namespace, the bridge, the state and the app's block in
+        hosts_file; return what went.
 
         Also removes tp5 namespaces and cables left by a larger inventory run earlier.
         """
         require_root_and_tools()
+        removed = [f"{hosts_file} block"] if etc_hosts.remove(hosts_file) else []
         netns = sorted(n for n in self._netns_names() if n.startswith("tp5-"))
         self._kill_namespaces(netns)
         for ifname in self._links():
             if ifname.startswith("tp5v-"):
                 _run(["ip", "link", "del", ifname], check=False)
-        removed = []
         for ns in netns:
             _run(["ip", "netns", "del", ns])
             removed.append(ns)

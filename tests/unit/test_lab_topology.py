@@ -44,3 +44,18 @@ def test_a_node_outside_the_lab_network_or_on_the_bridge_is_refused(
     config = write_inventory(tmp_path, 3, host_changes={"web2": {"hostname": address}})
     with pytest.raises(LabError, match=rf"not a free address of the lab network.*web2 \({address}"):
         control.Lab(load_settings(config))
+
+
+def test_stray_nodes_are_the_lab_nodes_missing_from_the_inventory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Namespaces tp5-NAME and node folders whose NAME is not in this inventory."""
+    lab = control.Lab(load_settings(write_inventory(tmp_path / "inv", 3)))
+    nodes_dir = tmp_path / "nodes"
+    for name in ("web2", "web12", "db1"):
+        (nodes_dir / name).mkdir(parents=True)
+    (nodes_dir / "console.log").write_text("")  # a file, not a node folder
+    monkeypatch.setattr(control.paths, "NODES_DIR", nodes_dir)
+    monkeypatch.setattr(control.Lab, "_netns_names",
+                        lambda _self: {"tp5-web1", "tp5-web10", "tp5-web4", "other-ns"})
+    assert lab.stray_nodes() == ["web4", "web10", "web12"]
