@@ -1,8 +1,8 @@
 """Pure: the log lines of each request id put together into the path it took.
 
 A request's proxy is the node whose nginx log holds its id, its web server the one whose
-Apache log does (its own fqdn in the line), its db node the one the app says it wrote to
-(the db server's own hostname, else the address it dialled), all turned into inventory names.
+Apache log does (its own fqdn in the line), its db node the one the app says it wrote to (the db
+server's own @@hostname, read on the connection that wrote), all turned into inventory names.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class RequestTrace:
         app = self.app_line()
         if app is None or app.outcome != "written":
             return None
-        return self.names.name(app.node) or self.names.name(app.host)
+        return self.names.name(app.node)
 
     @property
     def complete(self) -> bool:
