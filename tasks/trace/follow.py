@@ -119,6 +119,20 @@ def start_tails(nodes: Nornir, app_name: str, max_seconds: int) -> tuple[list[St
     return streams, problems
 
 
+def wait_started(streams: list[Stream], merger: Merger, timeout: float = 10.0) -> None:
+    """Wait until every tail printed its PID: the size of its log is taken then, so every
+    line written from now on will be shown (bounded; a silent one is reported later)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [s for s in streams if s.tail.pid is None and not s.ended]
+        if not waiting:
+            return
+        select.select([s.tail.channel for s in waiting], [], [], 0.2)
+        for stream in waiting:
+            for text in stream.read():
+                merger.push(stream.tail.node, text, time.time())
+
+
 def stop_tails(nodes: Nornir, streams: list[Stream]) -> None:
     """Stop every remote tail whose PID is known, close the channels."""
     for stream in streams:
@@ -176,6 +190,7 @@ def follow_logs(config: str | None, groups: list[str], duration: float,
     interrupted = False
     merger = Merger()
     try:
+        wait_started(streams, merger)
         for s in streams:
             out(f"following {s.tail.node}:{s.tail.path}")
         out(f"following {len(streams)} log(s) for {duration:g} s (Ctrl-C to stop)")
