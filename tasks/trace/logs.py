@@ -91,7 +91,8 @@ def collect_lines(nr: Nornir, ids: list[str], app_name: str, wait: float,
         problems: dict[str, str] = {}
         for host, multi in results.items():
             if multi.failed:
-                problems[host] = str(multi[0].exception or multi[0].result).splitlines()[0]
+                reason = str(multi[0].exception or multi[0].result).strip().splitlines()
+                problems[host] = "logs not read: " + (reason[0] if reason else "failed")
                 continue
             lines, missing = multi[0].result
             seen.extend(lines)
