@@ -7,6 +7,13 @@
 //   db-replica: visits=<n> host=<replica address> | db-replica: unavailable (<reason>)
 // A database or db.php error is written to the web server's error log; the client only
 // reads "database error" (never the driver's text: addresses, users, SQL).
+// Request trace: one line per request in the web server's error log for this site
+// (/var/log/apache2/app_nulle_error.log, written by Apache itself, so nothing under
+// /var/log needs to be writable by www-data), read by runbooks/trace.py:
+//   app_nulle: trace request=<id> db-write node=<server @@hostname> host=<db_host> visit=<id>
+//   app_nulle: trace request=<id> db-write failed host=<db_host> | db-write skipped
+// <id> is the proxy's X-Request-Id when it is 32 hex characters, else "-" (client input is
+// never logged as is).
 // The client address stored is REMOTE_ADDR, which mod_remoteip takes from X-Real-IP only for
 // requests from the inventory's proxies (apache/site.conf.j2).
 // The DB settings come from /etc/app_nulle/db.php ($db_host, $db_name, $db_user, $db_pass, and
@@ -27,6 +34,20 @@ function logged(string $what, Throwable $e): string
 {
     error_log('app_nulle: ' . $what . ': ' . one_line($e->getMessage()));
     return 'unavailable (' . $what . ', see the web server error log)';
+}
+
+// The proxy's request id (32 hex characters), or "-": never the raw header.
+function request_id(): string
+{
+    $id = $_SERVER['HTTP_X_REQUEST_ID'] ?? '';
+    return (is_string($id) && preg_match('/^[0-9a-f]{32}$/', $id) === 1) ? $id : '-';
+}
+
+// One trace line: which database node this request wrote to (words from the inventory and
+// from the server, no client input).
+function trace_write(string $outcome): void
+{
+    error_log('app_nulle: trace request=' . request_id() . ' db-write ' . one_line($outcome));
 }
 
 function db_connect(string $host, int $port, string $user, string $pass, string $name): mysqli
@@ -73,7 +94,9 @@ if (!file_exists(DB_CONFIG)) {
         }
     }
 }
-if ($db === null) {
+if ($db !== null) {
+    trace_write('skipped');
+} else {
     $port = (int) ($db_port ?? 3306);
     try {
         $link = db_connect($db_host, $port, $db_user, $db_pass, $db_name);
@@ -82,11 +105,13 @@ if ($db === null) {
         $insert->bind_param('ss', $served_by, $client);
         $insert->execute();
         $id = $link->insert_id;
-        $count = $link->query('SELECT COUNT(*) FROM visits')->fetch_row()[0];
+        [$count, $node] = $link->query('SELECT COUNT(*), @@hostname FROM visits')->fetch_row();
         $db = "visits=$count id=$id host=$db_host";
         $link->close();
+        trace_write("node=$node host=$db_host visit=$id");
     } catch (Throwable $e) {
         $db = logged('database error', $e);
+        trace_write("failed host=$db_host");
     }
     if (!empty($db_replica_host)) {
         try {
