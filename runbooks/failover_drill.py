@@ -1,5 +1,6 @@
-"""Failover drill: fault a proxy (VRRP takeover) or a web server (NGINX retries), measure
-what the clients see.
+"""Failover drill: fault a proxy or a web server, measure what the clients see.
+
+rp: the backup proxy takes the VIP over (VRRP); web: NGINX retries on the other servers.
 
 Every option is checked before any work (exit 2); the drill itself lives in tasks/drill.
 """
@@ -32,7 +33,7 @@ from tasks.drill.web_faults import web_fault_named
 from tasks.drill.web_record import WebExperiment
 from tp5lab.control import Lab
 
-RP_PROBE_TIMEOUT = 0.3  # the proxy drill's default: a VRRP takeover shows as failed requests
+RP_PROBE_TIMEOUT = DrillOptions().probe_timeout  # short: a takeover shows as failed requests
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -55,7 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--settle", type=a.seconds(0, 600), default=15.0, help="steady-state wait 0..600 s (15)")
     add("--json", type=a.output_path, help="write the results as JSON here")
     add("--pcap", type=a.output_path, help="keep the capture here (default out/drill-F.pcap)")
-    add("--png", type=a.output_path, help="timeline picture (default out/drill-F.png)")
+    add("--png", type=a.output_path,
+        help="timeline picture (default out/drill-F.png; web: out/drill-web-F.png)")
     add("--analyze", type=a.input_file, metavar="FILE", help="only analyse a saved capture")
     add("--vip", type=a.ipv4, help="with --analyze: the VIP (default: the inventory's)")
     args = p.parse_args(argv)
