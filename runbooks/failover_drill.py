@@ -1,4 +1,6 @@
-"""Failover drill: fault the VRRP MASTER, capture the takeover, measure the client outage.
+"""Failover drill: fault a proxy or a web server, measure what the clients see.
+
+rp: the backup proxy takes the VIP over (VRRP); web: NGINX retries on the other servers.
 
 Every option is checked before any work (exit 2); the drill itself lives in tasks/drill.
 """
@@ -15,16 +17,23 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.core.settings import ProjectError, Settings, fail, load_settings
 from tasks.drill import arguments as a
 from tasks.drill import report as text
-from tasks.drill.context import DRILLABLE_GROUPS, DrillOptions, build_context
+from tasks.drill import web_report
+from tasks.drill.context import DrillOptions, build_context
 from tasks.drill.evidence import EvidencePaths
 from tasks.drill.experiment import run_drill
-from tasks.drill.faults import FAULTS, fault_named
+from tasks.drill.faults import fault_named
 from tasks.drill.offline import analyze_saved_capture, capture_exit_code
 from tasks.drill.record import Experiment
+from tasks.drill.web_context import build_web_context
+from tasks.drill.web_experiment import run_web_drill
+from tasks.drill.web_faults import web_fault_named
+from tasks.drill.web_record import WebExperiment
 from tp5lab.control import Lab
+
+RP_PROBE_TIMEOUT = DrillOptions().probe_timeout  # short: a takeover shows as failed requests
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -34,23 +43,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add = p.add_argument
     add("--config", default=None, help="Nornir config.yaml (default: the repo's)")
     add("--capture", action="store_true", help="sniff VRRP and ARP into a pcap, analyse it")
-    add("--fault", choices=sorted(FAULTS), default="crash")
+    add("--fault", default="crash", help="; ".join(
+        f"{g}: {'|'.join(f)}" for g, f in a.GROUP_FAULTS.items()) + " (default crash)")
     add("--iface", help="capture interface (default: the lab bridge; needed on real machines)")
     add("--group", type=a.drillable_group, default="rp",
-        help=f"the VRRP routers: {', '.join(DRILLABLE_GROUPS)} (default rp)")
-    add("--target", help="router to fault (default: the MASTER)")
+        help="rp: the VRRP routers (default); web: the web servers behind NGINX")
+    add("--target", help="host to fault (default: rp the MASTER, web the first web server)")
     add("--repeat", type=a.count(1, 50), default=1, help="run the experiment N times (1..50)")
     add("--probe-interval", type=a.seconds(0.005, 1), default=0.02, help="0.005..1 s (0.02)")
-    add("--probe-timeout", type=a.seconds(0.05, 5), default=0.3, help="0.05..5 s (0.3)")
+    add("--probe-timeout", type=a.seconds(0.05, 30), default=None,
+        help=f"0.05..30 s (rp {RP_PROBE_TIMEOUT}; web: the proxy timeouts' bound + 1 s)")
     add("--settle", type=a.seconds(0, 600), default=15.0, help="steady-state wait 0..600 s (15)")
     add("--json", type=a.output_path, help="write the results as JSON here")
     add("--pcap", type=a.output_path, help="keep the capture here (default out/drill-F.pcap)")
-    add("--png", type=a.output_path, help="timeline picture (default out/drill-F.png)")
+    add("--png", type=a.output_path,
+        help="timeline picture (default out/drill-F.png; web: out/drill-web-F.png)")
     add("--analyze", type=a.input_file, metavar="FILE", help="only analyse a saved capture")
     add("--vip", type=a.ipv4, help="with --analyze: the VIP (default: the inventory's)")
     args = p.parse_args(argv)
     if args.vip and not args.analyze:
         p.error("--vip goes with --analyze; a drill takes the VIP from the inventory")
+    given = {o for o in a.CAPTURE_OPTIONS if getattr(args, o)}
+    problem = None if args.analyze else a.combination_problem(args.group, args.fault, given)
+    if problem:
+        p.error(problem)
     return args
 
 
@@ -62,14 +78,20 @@ def analyze_only(args: argparse.Namespace) -> int:
     return capture_exit_code(capture)
 
 
+def progress(message: str) -> None:
+    show([f"{time.strftime('%H:%M:%S')} … {message}"], "dim")
+
+
 def drill(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if args.group == "web":
+        return web_drill(args, settings)
     fault = fault_named(args.fault, settings.is_lab)
     lab = Lab(settings) if settings.is_lab else None  # tasks/ never imports tp5lab
-    options = DrillOptions(args.capture, args.iface, args.probe_interval, args.probe_timeout,
-                           args.settle)
+    options = DrillOptions(args.capture, args.iface, args.probe_interval,
+                           args.probe_timeout or RP_PROBE_TIMEOUT, args.settle)
     ctx = build_context(settings, args.group, options, target=args.target, lab=lab,
-                        progress=lambda m: show([f"{time.strftime('%H:%M:%S')} … {m}"], "dim"))
+                        progress=progress)
     show(text.header_lines(ctx, fault, args.repeat))
 
     def print_run(number: int, exp: Experiment) -> None:
@@ -84,6 +106,31 @@ def drill(args: argparse.Namespace) -> int:
     save_json(args.json, run.to_dict())
     if run.interrupted:
         print(text.interruption_line(run), file=sys.stderr)
+        return 130
+    return 0 if run.ok else 1
+
+
+def web_drill(args: argparse.Namespace, settings: Settings) -> int:
+    fault = web_fault_named(args.fault, settings.is_lab)
+    options = DrillOptions(probe_interval=args.probe_interval, settle_timeout=args.settle)
+    ctx = build_web_context(settings, options, target=args.target,
+                            probe_timeout=args.probe_timeout,
+                            lab=Lab(settings) if settings.is_lab else None, progress=progress)
+    show(web_report.header_lines(ctx, fault, args.repeat))
+
+    def print_run(number: int, exp: WebExperiment) -> None:
+        console.rule(f"{exp.fault} on {exp.target} (run {number}/{args.repeat})")
+        *lines, verdict = web_report.experiment_lines(exp)
+        show(lines)
+        show([verdict], "green" if exp.ok else "red")
+
+    paths = EvidencePaths(None, args.png)
+    run = run_web_drill(ctx, fault, args.repeat,
+                        lambda n: paths.for_run(f"web-{fault.name}", n, args.repeat)[1],
+                        on_experiment=print_run)
+    save_json(args.json, run.to_dict())
+    if run.interrupted:
+        print(web_report.interruption_line(run.left_faulted), file=sys.stderr)
         return 130
     return 0 if run.ok else 1
 

@@ -14,6 +14,13 @@ from pathlib import Path
 
 from tasks.core.settings import ProjectError
 from tasks.drill.context import check_drillable
+from tasks.drill.faults import FAULTS
+from tasks.drill.web_faults import WEB_FAULTS
+
+# The faults of each drillable group (tasks.drill.faults, tasks.drill.web_faults).
+GROUP_FAULTS: dict[str, tuple[str, ...]] = {"rp": tuple(FAULTS), "web": tuple(WEB_FAULTS)}
+# Options that only make sense with a VRRP capture (the proxy drill).
+CAPTURE_OPTIONS = ("capture", "pcap", "iface")
 
 
 def seconds(low: float, high: float) -> Callable[[str], float]:
@@ -86,3 +93,17 @@ def input_file(text: str) -> Path:
         what = "is a folder" if path.is_dir() else "no such file"
         raise argparse.ArgumentTypeError(f"{path}: {what}")
     return path
+
+
+def combination_problem(group: str, fault: str, given: set[str]) -> str | None:
+    """What is wrong with a fault or option for the group (`given`: the options set), or
+    None: each group has its own faults; the web tier has no VRRP to capture."""
+    faults = GROUP_FAULTS.get(group, ())
+    if fault not in faults:
+        return (f"--fault {fault}: not a fault of group {group}; its faults are: "
+                f"{', '.join(faults)}")
+    capture_only = [f"--{o}" for o in CAPTURE_OPTIONS if o in given]
+    if group != "rp" and capture_only:
+        return (f"{', '.join(capture_only)}: the {group} tier has no VRRP to capture; "
+                "these go with --group rp")
+    return None

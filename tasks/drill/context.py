@@ -19,8 +19,10 @@ from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
 from tasks.core.settings import ProjectError, Settings
 from tasks.drill.proxies import read_vip_holders
 
-# Groups whose hosts share a VIP by VRRP, so that a drill can fault one of them.
-DRILLABLE_GROUPS: tuple[str, ...] = ("rp",)
+# The groups a drill can fault, and what they are (the web drill: tasks/drill/web_context).
+DRILLABLE_GROUPS: dict[str, str] = {"rp": "the VRRP routers",
+                                    "web": "the web servers behind NGINX"}
+VRRP_GROUPS: tuple[str, ...] = ("rp",)  # whose hosts share a VIP by VRRP (this module)
 
 
 class LabControl(Protocol):
@@ -78,8 +80,9 @@ class DrillContext:
 def check_drillable(group: str) -> None:
     """ProjectError (exit 2) unless the drill knows how to fault the group."""
     if group not in DRILLABLE_GROUPS:
-        raise ProjectError(f"--group {group}: {group!r} cannot be drilled; the groups that can "
-                           f"be drilled are: {', '.join(DRILLABLE_GROUPS)} (the VRRP routers)", 2)
+        known = ", ".join(f"{g} ({what})" for g, what in DRILLABLE_GROUPS.items())
+        raise ProjectError(f"--group {group}: {group!r} cannot be drilled (no drill for it "
+                           f"yet); the groups that can be drilled are: {known}", 2)
 
 
 def build_context(settings: Settings, group: str, options: DrillOptions, *,
@@ -90,6 +93,8 @@ def build_context(settings: Settings, group: str, options: DrillOptions, *,
     Every refusal (exit 2: bad group, target or interface; exit 3: lab not reachable)
     comes before any connection."""
     check_drillable(group)
+    if group not in VRRP_GROUPS:
+        raise ProjectError(f"--group {group}: not VRRP routers; see tasks.drill.web_context", 2)
     iface = options.iface or (settings.lab_bridge if settings.is_lab else None)
     if options.capture and iface is None:
         raise ProjectError("--capture on real machines needs --iface (the interface of this "

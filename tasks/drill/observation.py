@@ -20,8 +20,9 @@ class Observation:
     """A probe loop to `vip` and, with `iface`, a Scapy sniffer of VRRP and ARP."""
 
     def __init__(self, vip: str, interval: float, timeout: float,
-                 iface: str | None = None) -> None:
+                 iface: str | None = None, max_seconds: float = PROBE_MAX_SECONDS) -> None:
         self.vip, self.interval, self.timeout, self.iface = vip, interval, timeout, iface
+        self.max_seconds = max_seconds
         self.records: list[ProbeRecord] = []
         self.packets: list[Any] = []
         self._probes: ProbeLoop | None = None
@@ -36,7 +37,7 @@ class Observation:
                 sniffer.start()
                 stack.callback(self._stop_sniffer, sniffer)
             self._probes = ProbeLoop(self.vip, self.interval, self.timeout,
-                                     PROBE_MAX_SECONDS).start()
+                                     self.max_seconds).start()
             stack.callback(self._stop_probes, self._probes)
             self._stack = stack.pop_all()
         return self
@@ -49,6 +50,11 @@ class Observation:
         """Whether a probe sent after `since` (epoch seconds) has succeeded yet."""
         records = self._probes.records_so_far() if self._probes is not None else []
         return any(r.ok and r.time > since for r in records)
+
+    def served_by_since(self, server: str, since: float) -> bool:
+        """Whether `server` has answered a probe sent after `since` (epoch seconds) yet."""
+        records = self._probes.records_so_far() if self._probes is not None else []
+        return any(r.ok and r.server == server and r.time > since for r in records)
 
     def _stop_probes(self, probes: ProbeLoop) -> None:
         self.records = probes.stop()

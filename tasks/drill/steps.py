@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from nornir.core import Nornir
 
 from tasks.core.settings import ProjectError
 from tasks.deploy.checks import check_round_robin
@@ -44,17 +46,24 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
 def steady_state(ctx: DrillContext, holder: str) -> list[str]:
     """Problems with the steady state (empty: healthy): `holder` alone holds the VIP, every
     web server answers through it."""
+    return stack_problems(ctx.nr, ctx.vip, ctx.interface, ctx.bridge, ctx.web_fqdns, holder)
+
+
+def stack_problems(proxies: Nornir, vip: str, interface: str, bridge: str | None,
+                   web_fqdns: Sequence[str], holder: str | None) -> list[str]:
+    """Problems with the stack (empty: healthy): `holder` alone (None: any one proxy) holds
+    the VIP, every web server of `web_fqdns` answers through it."""
     problems = []
-    holders, unreadable = read_vip_holders(ctx.nr, ctx.vip, ctx.interface)
+    holders, unreadable = read_vip_holders(proxies, vip, interface)
     if unreadable:
         problems.append(f"cannot read the VIP holders on: {', '.join(unreadable)}")
-    if holders != [holder]:
-        problems.append(f"VIP {ctx.vip} held by {holders or 'nobody'}, expected "
-                        f"exactly {holder}")
-    seen = check_round_robin(ctx.vip, 2 * len(ctx.web_fqdns), ctx.bridge, timeout=2.0)
+    if (holders != [holder]) if holder is not None else len(holders) != 1:
+        problems.append(f"VIP {vip} held by {holders or 'nobody'}, expected "
+                        f"exactly {holder or 'one proxy'}")
+    seen = check_round_robin(vip, 2 * len(web_fqdns), bridge, timeout=2.0)
     if seen.errors:
         problems.append(f"requests through the VIP failed: {dict(Counter(seen.errors))}")
-    missing = sorted(set(ctx.web_fqdns) - set(seen.order))
+    missing = sorted(set(web_fqdns) - set(seen.order))
     if missing:
         problems.append(f"web servers not answering through the VIP: {', '.join(missing)}")
     return problems

@@ -62,10 +62,27 @@ def failover_capture(path: Path, vip: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("group", ["db", "web", "nosuch", "RP", ""])
+@pytest.mark.parametrize("group", ["db", "nosuch", "RP", "WEB", ""])
 def test_only_drillable_groups_are_accepted(no_lab_config: Path, group: str) -> None:
     message = refused(run("--config", str(no_lab_config), "--group", group), "--group")
-    assert "cannot be drilled" in message and "are: rp" in message
+    assert "cannot be drilled" in message and "are: rp (the VRRP routers), web" in message
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--group", "web", "--fault", "link"],
+     ["--fault link: not a fault of group web", "crash, stop, hang"]),
+    (["--group", "web", "--fault", "nginx"], ["crash, stop, hang"]),
+    (["--fault", "hang"], ["--fault hang: not a fault of group rp", "crash, link, stop, nginx"]),
+    (["--fault", "nosuch"], ["not a fault of group rp"]),
+    (["--group", "web", "--capture"], ["--capture", "no VRRP to capture", "--group rp"]),
+    (["--group", "web", "--fault", "hang", "--iface", "eth0"], ["--iface", "no VRRP"]),
+    (["--group", "web", "--target", "rp1"], ["--target rp1", "not a host of group web",
+                                             "web1, web2, web3"]),
+    (["--group", "web", "--probe-timeout", "31"], ["--probe-timeout", "0.05 to 30"]),
+])
+def test_web_drill_options_are_checked_before_any_work(no_lab_config: Path, args: list[str],
+                                                       words: list[str]) -> None:
+    refused(run("--config", str(no_lab_config), *args), *words)
 
 
 @pytest.mark.parametrize("target", ["rp9", "web1", "db1", "RP1"])
@@ -157,6 +174,8 @@ def test_fault_needing_the_lab_is_refused_on_real_machines(tmp_path: Path) -> No
     config.write_text(yaml.safe_dump(raw))
     for fault in ("crash", "link"):
         refused(run("--config", str(config), "--fault", fault), f"--fault {fault}", "stop")
+    refused(run("--config", str(config), "--group", "web", "--fault", "crash"),
+            "--fault crash", "stop, hang")
     refused(run("--config", str(config), "--fault", "stop", "--capture"), "--capture", "--iface")
 
 
