@@ -23,7 +23,7 @@ from rich.console import Console
 
 from tasks.core.inventory import expected_master, tier_hosts, tier_of, vip
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
-from tasks.core.settings import Settings, load_settings
+from tasks.core.settings import ProjectError, Settings, load_settings
 from tasks.db.sql import DbTarget
 from tasks.db.verify import verify_db
 from tasks.deploy.checks import check_round_robin, wait_for_vip
@@ -82,6 +82,7 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
     # Every host (rendering needs the whole inventory); names checked before the lab (exit 2).
     nr = build_nornir(settings, check_lab=False)
     run = select_hosts(nr, options.groups, options.hosts)
+    check_selection(nr, run, options)
     ensure_reachable(nr, settings)
     nr.data.dry_run = options.dry_run
     try:
@@ -93,6 +94,18 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
         nr.close_connections(on_good=True, on_failed=True)
     outcome.checks["total_seconds"] = round(time.monotonic() - started, 3)
     return outcome
+
+
+def check_selection(nr: Nornir, run: Nornir, options: DeployOptions) -> None:
+    """Refuse a selection of no host (ProjectError, exit 2), e.g. `--group rp --host web1`,
+    naming the options and the tier of each host asked for."""
+    if run.inventory.hosts:
+        return
+    asked = " ".join([f"--group {g}" for g in options.groups]
+                     + [f"--host {h}" for h in options.hosts])
+    tiers = [f"{h} is in group {tier_of(nr.inventory.hosts[h])}" for h in options.hosts]
+    why = f" ({'; '.join(dict.fromkeys(tiers))})" if tiers else ""
+    raise ProjectError(f"{asked or 'the inventory'} selects no host{why}; nothing done", 2)
 
 
 def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
