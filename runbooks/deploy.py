@@ -2,7 +2,9 @@
 
 Every targeted host runs in parallel (Nornir's threaded runner); the db tier applies first,
 then web, then rp (a proxy's Keepalived at once). Then the database check, the VIP check and
-round-robin through the VIP. Exit 0 only when every targeted host and check succeeded.
+round-robin through the VIP. Exit 0 only when every targeted host and check succeeded; 1 when
+one failed; 2 for a bad argument or inventory (before any work: numbers, the --json folder,
+host names, a selection of no host); 3 when the lab is not ready.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import _venv  # noqa: F401  (first: continue inside the project's .venv)
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
 from tasks.core.settings import ProjectError, fail
+from tasks.deploy import arguments as a
 from tasks.deploy.report import print_check, print_diffs, print_table, summary
 from tasks.deploy.stack import DeployOptions, deploy_stack
 
@@ -33,11 +35,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--diff", action="store_true", help="print the diffs applied")
     parser.add_argument("--verbose", action="store_true",
                         help="also print every step's Result (nornir-utils print_result)")
-    parser.add_argument("--json", type=Path, help="write a machine-readable summary here")
-    parser.add_argument("--requests", type=int, default=0,
-                        help="requests through the VIP (default: 3 per web server)")
-    parser.add_argument("--vip-wait", type=float, default=10.0,
-                        help="seconds to wait for the VRRP election (default 10)")
+    parser.add_argument("--json", type=a.output_path,
+                        help="write a machine-readable summary here (its folder must exist)")
+    parser.add_argument("--requests", type=a.count(0, 10000, "0: 3 per web server"),
+                        default=0, help="requests through the VIP, 0..10000 "
+                                        "(default 0: 3 per web server)")
+    parser.add_argument("--vip-wait", type=a.seconds(0, 600), default=10.0,
+                        help="seconds to wait for the VRRP election, 0..600 (default 10)")
     return parser.parse_args(argv)
 
 
@@ -58,7 +62,10 @@ def main(argv: list[str]) -> int:
     for check in outcome.lines:
         print_check(console, check.ok, check.line)
     if args.json:
-        args.json.write_text(json.dumps(summary(reports, checks), indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(summary(reports, checks), indent=2) + "\n")
+        except OSError as exc:  # the folder was checked first; it went away since
+            raise ProjectError(f"--json {args.json}: {exc.strerror or exc}", 2) from None
     failed = outcome.failed
     console.print(f"{'[green]ok[/]' if outcome.ok else '[red]FAILED[/]'}: "
                   f"{len(reports) - len(failed)}/{len(reports)} host(s) ok"

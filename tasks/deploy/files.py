@@ -30,10 +30,27 @@ def reload_or_start(service: str, daemon: str) -> str:
             f"else service {service} start; fi")
 
 
+def nginx_reload(timeout: float = 10.0, interval: float = 0.05) -> str:
+    """Reload NGINX and return once its new workers serve: every worker that is not
+    shutting down is a new one (old ones close their listening sockets when told to quit
+    and then read "worker process is shutting down"). Polled, at most `timeout` seconds."""
+    polls = max(1, int(timeout / interval))
+    return ("workers() { ps -o pid=,args= --ppid \"$(cat /run/nginx.pid)\" | "
+            "awk '/worker process$/ {print $1}'; }; "
+            "old=$(workers); service nginx reload >/dev/null || exit 1; i=0; "
+            f"while [ $i -lt {polls} ]; do now=$(workers); fresh=${{now:+yes}}; "
+            "for p in $now; do if printf '%s\\n' $old | grep -qx \"$p\"; then fresh=; fi; "
+            f"done; [ -n \"$fresh\" ] && exit 0; i=$((i+1)); sleep {interval}; done; "
+            f"echo \"nginx: the previous workers still serve {timeout:.0f} s after the reload\" "
+            ">&2; exit 1")
+
+
 APACHE_CHECK = "apache2ctl configtest"
 APACHE_RELOAD = reload_or_start("apache2", "apache2")
 NGINX_CHECK = "nginx -t"
-NGINX_RELOAD = reload_or_start("nginx", "nginx")
+NGINX_FRESH_START = nginx_reload()
+NGINX_RELOAD = (f"if pidof nginx >/dev/null; then {NGINX_FRESH_START}; "
+                "else service nginx start; fi")
 KEEPALIVED_CHECK = "keepalived --config-test -f {candidate}"
 KEEPALIVED_RELOAD = reload_or_start("keepalived", "keepalived")
 PHP_CHECK = "php -l {candidate}"

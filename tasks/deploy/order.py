@@ -3,9 +3,11 @@
 Only what applies waits, and only for what it needs (``prerequisites``): a web node's Apache
 goes live at once, its database settings (service ``app``) once the db tier is done; a proxy's
 Keepalived needs nothing from the other tiers, so on a first deploy the proxies' VRRP election
-runs while the web and db tiers deploy; NGINX waits for them when it is already serving, and
-when it went live earlier it is reloaded once they are done (``reload_after``), which clears
-the passive health marks (max_fails) set while the web servers were not up yet.
+runs while the web and db tiers deploy; NGINX waits for them when it is already serving.
+Checks are ordered too (``verify_after``): a proxy is checked once the web and db hosts of
+the run are done, whether or not the proxy itself changed, at most ``CHECK_WAIT`` seconds;
+the gate also tells whether any of those hosts changed (``changed``), so that an unchanged
+proxy is checked afresh then (and reloaded when its web servers came up: tasks/deploy/host.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 
 from tasks.core.inventory import TIERS
 
+CHECK_WAIT = 300.0  # seconds a host's check waits at most for the tiers it depends on
+
 
 class TierGate:
     """Lets a host apply only once every host of the earlier tiers has finished."""
@@ -22,6 +26,8 @@ class TierGate:
     def __init__(self, hosts_per_tier: dict[str, int], order: tuple[str, ...] = TIERS):
         self.order = order
         self._left = {t: hosts_per_tier.get(t, 0) for t in order}
+        self._present = {t for t, n in self._left.items() if n > 0}
+        self._changed: set[str] = set()
         self._done = {t: threading.Event() for t in order}
         self._lock = threading.Lock()
         for tier, left in self._left.items():
@@ -45,8 +51,20 @@ class TierGate:
         """True when every host of `tiers` has finished (no waiting)."""
         return all(self._done[t].is_set() for t in tiers)
 
-    def finished(self, tier: str) -> None:
+    def present(self, tier: str) -> bool:
+        """True when the run has hosts of `tier`."""
+        return tier in self._present
+
+    def changed(self, tiers: tuple[str, ...]) -> bool:
+        """True when a host of `tiers` that finished changed something (or failed)."""
         with self._lock:
+            return bool(self._changed & set(tiers))
+
+    def finished(self, tier: str, changed: bool = True) -> None:
+        """One host of `tier` is done; `changed`: it changed something or failed."""
+        with self._lock:
+            if changed:
+                self._changed.add(tier)
             self._left[tier] -= 1
             if self._left[tier] <= 0:
                 self._done[tier].set()
@@ -71,13 +89,7 @@ def prerequisites(tier: str, service: str, running: bool = True) -> tuple[str, .
     return ()
 
 
-def reload_after(tier: str, service: str) -> tuple[str, ...]:
-    """Tiers after which a service that went live before them is reloaded (NGINX: its
-    failure marks against web servers that were not up yet)."""
-    return earlier("rp") if (tier, service) == ("rp", "nginx") else ()
-
-
 def verify_after(tier: str) -> tuple[str, ...]:
-    """Tiers to finish before a changed host is checked (a proxy answers through the web
-    tier)."""
+    """Tiers to finish before a host is checked, changed or not (a proxy answers through the
+    web tier)."""
     return earlier("rp") if tier == "rp" else ()

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from tasks.core.inventory import expected_master, tier_hosts, tier_of, vip
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
-from tasks.core.settings import Settings, load_settings
+from tasks.core.settings import ProjectError, Settings, load_settings
 from tasks.db.sql import DbTarget
 from tasks.db.verify import verify_db
 from tasks.deploy.checks import check_round_robin, wait_for_vip
@@ -82,6 +82,7 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
     # Every host (rendering needs the whole inventory); names checked before the lab (exit 2).
     nr = build_nornir(settings, check_lab=False)
     run = select_hosts(nr, options.groups, options.hosts)
+    check_selection(nr, run, options)
     ensure_reachable(nr, settings)
     nr.data.dry_run = options.dry_run
     try:
@@ -93,6 +94,18 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
         nr.close_connections(on_good=True, on_failed=True)
     outcome.checks["total_seconds"] = round(time.monotonic() - started, 3)
     return outcome
+
+
+def check_selection(nr: Nornir, run: Nornir, options: DeployOptions) -> None:
+    """Refuse a selection of no host (ProjectError, exit 2), e.g. `--group rp --host web1`,
+    naming the options and the tier of each host asked for."""
+    if run.inventory.hosts:
+        return
+    asked = " ".join([f"--group {g}" for g in options.groups]
+                     + [f"--host {h}" for h in options.hosts])
+    tiers = [f"{h} is in group {tier_of(nr.inventory.hosts[h])}" for h in options.hosts]
+    why = f" ({'; '.join(dict.fromkeys(tiers))})" if tiers else ""
+    raise ProjectError(f"{asked or 'the inventory'} selects no host{why}; nothing done", 2)
 
 
 def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
@@ -119,8 +132,13 @@ def end_to_end(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutco
     if "db" in tiers:
         database_check(nr, run, settings, outcome)
     if {"web", "rp"} & tiers and tier_hosts(nr.inventory, "rp"):
-        vip_check(nr, outcome, options.vip_wait)
-        round_robin_check(nr, settings, outcome, options.requests)
+        if vip_check(nr, outcome, options.vip_wait):
+            round_robin_check(nr, settings, outcome, options.requests, "rp" in tiers)
+        else:
+            address = vip(nr.inventory)
+            outcome.checks["round_robin"] = {"ok": False, "skipped": "no proxy holds the VIP"}
+            outcome.lines.append(CheckLine(False, f"round-robin through {address}: not tried "
+                                                  "(no proxy holds the VIP)"))
 
 
 def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome) -> None:
@@ -160,8 +178,9 @@ def database_line(seen: dict[str, dict], errors: dict[str, str], skipped: list[s
     return "database: " + "; ".join(parts)
 
 
-def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> None:
-    """The VIP on the expected MASTER alone (any single holder without preemption)."""
+def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> bool:
+    """The VIP on the expected MASTER alone (any single holder without preemption); False
+    when no proxy holds it (nothing to send requests to)."""
     proxies = tier_hosts(nr.inventory, "rp")
     master = expected_master(nr.inventory)
     address = str(vip(nr.inventory))
@@ -171,6 +190,7 @@ def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> None:
     outcome.checks["vip"] = {"ok": check.ok, "holders": check.holders, "master": master,
                              "waited": round(check.waited, 3)}
     outcome.lines.append(CheckLine(check.ok, check.describe()))
+    return bool(check.holders)
 
 
 def expected_servers(nr: Nornir, reports: list[HostReport]) -> tuple[list[str], list[str]]:
@@ -183,8 +203,23 @@ def expected_servers(nr: Nornir, reports: list[HostReport]) -> tuple[list[str], 
     return expected, allowed
 
 
+def round_robin_hint(errors: list[str], missing: list[str], proxies_in_run: bool,
+                     fail_timeout: str) -> str:
+    """Words for a round-robin that missed web servers or got 502s (pure): which servers
+    never answered, and when the proxies were not part of the run, that NGINX may still
+    hold failure marks set while the web servers were not up."""
+    words = f"; never answered: {', '.join(missing)}" if missing else ""
+    if "HTTP 502" in errors:
+        words += "; 502: the proxies found no live web server"
+    if words and not proxies_in_run:
+        words += (f" (NGINX keeps a web server that failed a request marked failed for "
+                  f"{fail_timeout}; a deploy with --group rp, or without --group/--host, "
+                  "starts the proxies afresh)")
+    return words
+
+
 def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
-                      requests: int) -> None:
+                      requests: int, proxies_in_run: bool = True) -> None:
     """`requests` GETs through the VIP (default 3 per web server) cover the web tier."""
     address = str(vip(nr.inventory))
     expected, allowed = expected_servers(nr, outcome.reports)
@@ -197,5 +232,9 @@ def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
                                      "seconds": round(time.monotonic() - started, 3)}
     dist = "  ".join(f"{name}: {n}" for name, n in rr.counts.items()) or "no answer"
     errors = f" ({len(rr.errors)} error(s): {rr.errors[0]})" if rr.errors else ""
+    missing = [name for name in expected if name not in rr.counts]
+    proxy = tier_hosts(nr.inventory, "rp")[0]
+    hint = round_robin_hint(rr.errors, missing, proxies_in_run,
+                            str(proxy.get("lb_fail_timeout", "")))
     outcome.lines.append(CheckLine(ok, f"round-robin through {address}, {count} requests: "
-                                       f"{dist}{errors}"))
+                                       f"{dist}{errors}{hint}"))

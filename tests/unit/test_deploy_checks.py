@@ -14,13 +14,14 @@ from tasks.core.settings import load_settings
 from tasks.db.sql import DbTarget
 from tasks.deploy.checks import (
     RoundRobin,
+    fresh_start_reason,
     host_check_script,
     parse_check_output,
     parse_ip_br,
     problems,
     vip_holders,
 )
-from tasks.deploy.order import TierGate, prerequisites, reload_after, verify_after
+from tasks.deploy.order import TierGate, prerequisites, verify_after
 from tasks.deploy.plan import (
     BOOT_SCRIPT,
     ServicePlan,
@@ -30,7 +31,7 @@ from tasks.deploy.plan import (
     read_state_script,
 )
 from tasks.deploy.push import DesiredFile
-from tasks.deploy.stack import database_line
+from tasks.deploy.stack import database_line, round_robin_hint
 
 WEB_OK = """\
 @@tp5 up apache2
@@ -95,6 +96,109 @@ def test_host_check_script_asks_what_each_tier_needs() -> None:
     assert "pidof apache2" in web and "http://10.5.1.11:80/" in web and "ip -br" not in web
     rp = host_check_script("rp", "10.5.1.111", 80, "eth0")
     assert "pidof keepalived" in rp and "ip -br addr show dev eth0" in rp
+    assert "upstream" not in rp and "upstream" not in web
+    both = host_check_script("rp", "10.5.1.111", 80, "eth0",
+                             [("web1", "10.5.1.11", 80), ("web2", "10.5.1.12", 8080)])
+    assert "http://10.5.1.11:80/" in both and "http://10.5.1.12:8080/" in both
+    assert both.rstrip().endswith("wait")  # the probes run in parallel, all awaited
+
+
+def rp_check(status: int | None, upstreams: dict[str, int], recent: str = "") -> str:
+    """A proxy's check output: nginx answers `status`; the web servers (webN at 10.5.1.1N)
+    answer directly with `upstreams` (0: no answer), their lines in any order (parallel
+    probes); `recent`: the access log's last lines."""
+    http = f"HTTP/1.1 {status} X\n" if status else ""
+    lines = [f"@@tp5 upstream {name} 10.5.1.1{name[3:]}:80 {code:03d}"
+             for name, code in reversed(upstreams.items())]
+    return ("@@tp5 up nginx\n@@tp5 up keepalived\n@@tp5 http\n" + http
+            + f"@@tp5 curl {0 if status else 7}\n@@tp5 addr\neth0 UP 10.5.1.111/24\n"
+            + "@@tp5 recent\n" + recent + "\n".join(lines) + "\n")
+
+
+# Access log lines (templates/nginx/site.conf.j2, format `trace`) as NGINX 1.22 writes them.
+LOG_OK = ('1795708332.066 f8e5cb 10.5.1.111 "GET / HTTP/1.1" 200 10.5.1.11:80 200 0.007 '
+          '0.007\n')
+LOG_RETRIED = ('1795708332.473 51f16e 10.5.1.1 "GET / HTTP/1.1" 200 10.5.1.12:80, '
+               '10.5.1.13:80 502, 200 0.000, 0.010 0.011\n')
+LOG_NO_LIVE = ('1795708058.613 d43f7a 10.5.1.1 "GET / HTTP/1.1" 502 app_nulle_servers 502 '
+               '0.000 0.000\n')
+LOG_TIMEOUT = ('1795708059.100 e1 10.5.1.1 "GET /a\\x22b HTTP/1.1" 504 10.5.1.11:80 504 '
+               '1.001 1.001\n')
+
+
+def test_failed_attempts_in_the_access_log() -> None:
+    from tasks.deploy.checks import failed_attempts
+
+    assert failed_attempts([LOG_OK]) == []
+    assert failed_attempts([LOG_OK, LOG_RETRIED]) == ["10.5.1.12:80"]
+    assert failed_attempts([LOG_NO_LIVE]) == ["app_nulle_servers"]
+    assert failed_attempts([LOG_TIMEOUT, LOG_RETRIED]) == ["10.5.1.11:80", "10.5.1.12:80"]
+    assert failed_attempts(["garbage", ""]) == []
+
+
+def test_nginx_times_in_seconds() -> None:
+    from tasks.deploy.checks import nginx_seconds
+
+    assert [nginx_seconds(v) for v in ("10s", "10", "1m", "500ms", " 2h ")] == [
+        10, 10, 60, 0.5, 7200]
+    with pytest.raises(ValueError, match="not an NGINX time"):
+        nginx_seconds("ten")
+
+
+def test_a_proxy_check_reads_its_upstreams_in_name_order() -> None:
+    check = parse_check_output(rp_check(200, {"web2": 200, "web10": 0, "web1": 500}, LOG_OK))
+    assert list(check.upstreams) == ["web1", "web2", "web10"]
+    assert check.upstream_addresses["web10"] == "10.5.1.110:80" and check.failed_recently == []
+    assert check.upstreams == {"web1": 500, "web2": 200, "web10": 0}
+    assert check.serving == ["web2"] and check.addresses == ["10.5.1.111"]
+    assert problems("rp", check) == []  # the proxy answers: a silent web server is no fault
+
+
+@pytest.mark.parametrize(("status", "upstreams", "hint", "expected"), [
+    (502, {"web1": 0, "web2": 0, "web3": 0}, ": deploy it first, or run without --group/--host",
+     "web tier not answering on web1, web2, web3: deploy it first, or run without "
+     "--group/--host"),
+    (502, {"web1": 0, "web2": 0}, "", "web tier not answering on web1, web2"),
+    (500, {"web1": 500, "web2": 0}, "", "HTTP 500 on the node's address; no web server serves "
+     "200 from here (web1 HTTP 500, web2 no answer)"),
+    (502, {"web1": 200, "web2": 0}, "x", "HTTP 502 on the node's address"),
+    (502, {}, "x", "HTTP 502 on the node's address"),
+])
+def test_a_proxy_that_does_not_answer_says_why_in_words(
+    status: int, upstreams: dict[str, int], hint: str, expected: str
+) -> None:
+    assert problems("rp", parse_check_output(rp_check(status, upstreams)), "", hint) == [expected]
+
+
+@pytest.mark.parametrize(("before", "now", "reason"), [
+    # A first deploy: nothing answered at the first read, everything answers now.
+    ((None, {"web1": 0, "web2": 0}), (502, {"web1": 200, "web2": 200}),
+     "web server(s) up since the deploy began: web1, web2"),
+    # Even when the proxy answers (through web1), web2 may still be marked failed.
+    ((200, {"web1": 200, "web2": 0}), (200, {"web1": 200, "web2": 200}),
+     "web server(s) up since the deploy began: web2"),
+    # Up all along, but the proxy keeps failing them: marks from an earlier run.
+    ((502, {"web1": 200, "web2": 200}), (502, {"web1": 200, "web2": 200}),
+     "HTTP 502 through NGINX while web1, web2 answer(s) directly: stale failure marks"),
+    ((200, {"web1": 200, "web2": 0}), (200, {"web1": 200, "web2": 0}), ""),
+    # The proxy answers through web3, but web2 failed a request lately: still marked.
+    ((200, {"web2": 200, "web3": 200}),
+     (200, {"web2": 200, "web3": 200}, LOG_OK + LOG_RETRIED),
+     "web2 answer(s) directly but failed a request through NGINX within its fail_timeout: "
+     "stale failure marks"),
+    ((200, {"web1": 200, "web2": 200}), (200, {"web1": 200, "web2": 200}, LOG_NO_LIVE),
+     "web1, web2 answer(s) directly but failed a request through NGINX within its "
+     "fail_timeout: stale failure marks"),
+    # A web server that failed and still does not answer: nothing to start afresh.
+    ((200, {"web1": 200, "web2": 0}), (200, {"web1": 200, "web2": 0}, LOG_RETRIED), ""),
+    ((502, {"web1": 0}), (502, {"web1": 0}), ""),  # nothing to start afresh: deploy web first
+    ((200, {"web1": 200}), (200, {"web1": 200}), ""),  # a healthy proxy is left alone
+])
+def test_when_a_proxy_starts_its_upstreams_afresh(
+    before: tuple[int | None, dict[str, int]], now: tuple, reason: str
+) -> None:
+    assert fresh_start_reason(parse_check_output(rp_check(*before)),
+                              parse_check_output(rp_check(*now))) == reason
 
 
 def test_vip_holders_and_ip_br() -> None:
@@ -206,10 +310,10 @@ def test_what_waits_for_which_tier() -> None:
     assert prerequisites("rp", "nginx", running=False) == ()
     assert prerequisites("rp", "keepalived", running=True) == ()
     assert prerequisites("db", "mariadb") == ()
-    # ...then NGINX is reloaded once they are done, and checked after them.
-    assert reload_after("rp", "nginx") == ("db", "web")
-    assert reload_after("rp", "keepalived") == reload_after("web", "apache2") == ()
+    # ...then the proxy is checked after them (and reloaded when its web servers came up:
+    # test_when_a_proxy_starts_its_upstreams_afresh).
     assert verify_after("rp") == ("db", "web") and verify_after("web") == ()
+    assert verify_after("db") == ()
 
 
 def test_the_tier_gate_says_when_tiers_are_done_without_waiting() -> None:
@@ -220,6 +324,17 @@ def test_the_tier_gate_says_when_tiers_are_done_without_waiting() -> None:
     gate.finished("web")
     gate.finished("web")
     assert gate.done(("db", "web", "rp"))
+
+
+def test_the_tier_gate_tells_which_tiers_are_in_the_run_and_whether_they_changed() -> None:
+    gate = TierGate({"db": 1, "web": 2})
+    assert gate.present("web") and not gate.present("rp")
+    gate.finished("db", changed=False)
+    assert gate.done(("db",)) and not gate.changed(("db",))
+    gate.finished("web", changed=False)
+    assert not gate.changed(("db", "web"))
+    gate.finished("web", changed=True)
+    assert gate.changed(("db", "web")) and gate.changed(("web",)) and not gate.changed(("rp",))
 
 
 def test_the_tier_gate_refuses_to_go_on_out_of_order_after_its_timeout() -> None:
@@ -238,6 +353,21 @@ def test_vip_check_without_preemption_accepts_any_single_holder() -> None:
     assert not VipCheck("10.5.1.110", None, [], 0.0).ok
 
 
+def test_no_keepalived_anywhere_fails_the_vip_check_at_once_in_words() -> None:
+    from tasks.deploy.checks import VipCheck
+
+    none = VipCheck("10.5.1.110", "rp1", [], 0.1, silent=["rp1", "rp2"], proxies=2)
+    assert none.hopeless and not none.ok
+    assert none.describe() == ("VIP 10.5.1.110 held by no proxy: Keepalived runs on none of "
+                               "rp1, rp2 (rp tier not deployed: deploy it first, or run "
+                               "without --group/--host)")
+    half = VipCheck("10.5.1.110", "rp1", [], 10.0, ["rp1"], silent=["rp2"], proxies=2)
+    assert not half.hopeless
+    assert half.describe() == ("VIP 10.5.1.110 held by no proxy after 10.0 s, expected rp1 "
+                               "alone; unreachable: rp1; Keepalived not running on rp2")
+    assert not VipCheck("10.5.1.110", "rp1", ["rp1"], 0.0, silent=["rp2"], proxies=2).hopeless
+
+
 def test_the_database_check_line() -> None:
     seen = {"db2": {"role": "replica", "marker_delay_s": 0.0021,
                     "write_refused": "(1290) read-only"},
@@ -248,3 +378,14 @@ def test_the_database_check_line() -> None:
     line = database_line({}, {"db2": "db2: a write on the replica was accepted"}, ["db1"])
     assert line == ("database: db2: db2: a write on the replica was accepted; "
                     "db1: not checked (its deploy failed)")
+
+
+def test_a_round_robin_that_misses_servers_or_gets_502s_says_why() -> None:
+    assert round_robin_hint(["timed out", "HTTP 503"], [], False, "10s") == ""
+    assert round_robin_hint(["HTTP 502"], [], True, "10s") == (
+        "; 502: the proxies found no live web server")
+    assert round_robin_hint([], ["web1.tp5.b2", "web3.tp5.b2"], True, "10s") == (
+        "; never answered: web1.tp5.b2, web3.tp5.b2")
+    outside = round_robin_hint(["timed out", "HTTP 502"], ["web2.tp5.b2"], False, "7s")
+    assert outside.startswith("; never answered: web2.tp5.b2; 502: the proxies found no live")
+    assert "marked failed for 7s" in outside and "--group rp" in outside
