@@ -17,8 +17,8 @@ import sys
 
 from rich.console import Console
 
+from tasks.core import arguments as a
 from tasks.core.settings import ProjectError, fail
-from tasks.deploy import arguments as a
 from tasks.deploy.report import print_check, print_diffs, print_table, summary
 from tasks.deploy.stack import DeployOptions, deploy_stack
 

@@ -4,53 +4,11 @@ options that only make sense together, so that a bad one exits 2 before any work
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
-from pathlib import Path
 
+from tasks.core.arguments import count, seconds
+from tasks.core.arguments import output_path_or_stdout as output_path
 
-def seconds(low: float, high: float) -> Callable[[str], float]:
-    """A finite number of seconds in [low, high]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"must be a number of seconds from {low:g} to {high:g}, not {text!r}")
-        return value
-
-    return parse
-
-
-def count(low: int, high: int) -> Callable[[str], int]:
-    """A whole number in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"must be a whole number from {low} to {high}, not {text!r}")
-        return value
-
-    return parse
-
-
-def output_path(text: str) -> Path:
-    """A file to write ('-' for standard output): its folder must exist."""
-    path = Path(text)
-    if text == "-":
-        return path
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file path")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {path.parent} of {path} does not exist")
-    return path
+__all__ = ["check_combination", "count", "output_path", "seconds"]
 
 
 def check_combination(args: argparse.Namespace) -> str | None:
