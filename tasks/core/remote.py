@@ -64,7 +64,10 @@ def run_command(
                 out += chan.recv(65536)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
-            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            # Done once the output has ended (EOF) and the exit status came: sshd may send the
+            # status before the last of a large output, so the status alone is not the end.
+            if chan.eof_received and chan.exit_status_ready() and not chan.recv_ready() \
+                    and not chan.recv_stderr_ready():
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:

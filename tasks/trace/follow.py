@@ -83,7 +83,7 @@ class Stream:
         channel = self.tail.channel
         while channel.recv_ready():  # type: ignore[attr-defined]
             self.buffer += channel.recv(65536)  # type: ignore[attr-defined]
-        if channel.exit_status_ready() and not channel.recv_ready():  # type: ignore[attr-defined]
+        if channel.eof_received and not channel.recv_ready():  # type: ignore[attr-defined]
             self.ended = True
         *lines, self.buffer = self.buffer.split(b"\n")
         texts = [raw.decode(errors="replace").rstrip("\r") for raw in lines]
