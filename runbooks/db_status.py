@@ -1,8 +1,11 @@
 """Database tier state: `python runbooks/db_status.py [--verify] [--host H]... [--config C]`.
 
-Prints who is primary, each node's GTID positions, replication threads, lag and last error.
-`--verify` also writes a marker on the primary, times its arrival on each replica and checks
-that the replica refuses a write. Exit 0 only when the tier is healthy (and verified).
+Prints the ACTUAL primary (the one writable node, whatever the inventory's initial db_role),
+each node's GTID positions (gtid_binlog_pos, gtid_slave_pos, gtid_current_pos), replication
+threads, lag, semi-sync state (status, clients, commits without an ack), divergence, and a
+DEGRADED tier (runbooks/db_failover.py degrade) loudly. `--verify` also writes a marker on the
+primary, times its arrival on each replica and checks that the replica refuses a write.
+Exit 0 only when the tier is healthy (and verified); 2 for a --host that is not a db host.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import _venv  # noqa: F401  (first: continue inside the project's .venv)
 import argparse
 import sys
 
+from nornir.core import Nornir
 from rich.console import Console
 
+from tasks.core.inventory import tier_hosts
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
 from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.db.degraded import degraded_mark
 from tasks.db.sql import DbTarget
 from tasks.db.verify import cluster_from_results, db_status, print_cluster, verify_db
 
@@ -31,11 +37,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_db_hosts(nr: Nornir, names: list[str]) -> None:
+    """ProjectError (exit 2) for a --host that is not a db host of the inventory."""
+    db = [h.name for h in tier_hosts(nr.inventory, "db")]
+    wrong = [n for n in names if n in nr.inventory.hosts and n not in db]
+    if wrong:
+        raise ProjectError(f"{nr.config.inventory.options['host_file']}: "
+                           f"{', '.join(wrong)} not a db host (db hosts: {', '.join(db)})", 2)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(args.config)
         every = build_nornir(settings, check_lab=False)  # a replica's check needs its primary
+        check_db_hosts(every, args.host)
         nr = select_hosts(every, ["db"], args.host)
         ensure_reachable(nr, settings)
     except ProjectError as exc:
@@ -44,6 +60,13 @@ def main(argv: list[str]) -> int:
     cluster = cluster_from_results(nr.run(task=db_status, target=target))
     print_cluster(cluster, console)
     ok = cluster.ok
+    mark = degraded_mark()
+    if mark is not None:
+        console.print(f"[bold red]DEGRADED[/bold red] since {mark['since']} (primary "
+                      f"{mark['primary']} at {mark['position']}): writes are acknowledged "
+                      "without a replica copy and no replica is promotable until one has "
+                      "caught up (runbooks/db_failover.py rejoin <node>)")
+        ok = False
     if args.verify:
         verified = nr.run(task=verify_db, target=target, inventory=every.inventory)
         for name, multi in sorted(verified.items()):

@@ -13,13 +13,23 @@ in ``diff`` and the actions in ``result``:
    account, which must not replicate). Every other step uses pymysql from the controller,
    after the lab-route check. The admin account has no SUPER and no READ_ONLY ADMIN, so the
    replica's read_only applies to it too;
-2. ``converge_primary``: database, tables, the application's account (one per web server
-   address, only that database) and the replication account (one per replica address, only
-   REPLICATION SLAVE), each created or fixed only when it differs;
-3. ``converge_replica``: wait (bounded) for the primary to be ready, then ``CHANGE MASTER TO
-   ... MASTER_USE_GTID=slave_pos`` only when it points elsewhere (or its login failed),
-   ``START SLAVE`` when a thread is stopped, and wait until both threads run and the replica
-   has applied the primary's current GTID position. A healthy replica is never reset.
+2. ``converge_role``: ask every db node (tasks.db.survey) and converge toward the ACTUAL
+   primary, the one writable node (tasks.db.topology), whatever the inventory's ``db_role``
+   (its initial role) says; a live primary is never demoted to match the inventory. Every
+   node boots read-only (the settings), so when no node accepts writes this step opens one:
+   the inventory's primary on a first deploy (no node replicates yet), or the node the
+   replicas follow (a restarted primary) when every other node answered and holds nothing
+   it lacks. Otherwise it refuses and names the command to run;
+3. on the primary, ``converge_primary``: database, tables, the application's account (one
+   per web server address, only that database) and the replication account (one per db
+   node address, only REPLICATION SLAVE), each created or fixed only when it differs;
+4. on a replica, ``converge_replica``: wait (bounded) for the primary to accept writes and
+   hold its account, then ``CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos,
+   MASTER_DEMOTE_TO_SLAVE=1`` (heartbeat 1 s) only when it points elsewhere (or its login
+   failed), ``START SLAVE`` when a thread is stopped, wait until both threads run and the
+   replica has applied the primary's position, then turn the primary's semi-sync side on
+   (a first deploy opens the primary before any replica can acknowledge: its own writes
+   would otherwise wait forever). A healthy replica is never reset.
 
 Under Nornir's dry-run nothing changes and the same Results say what would.
 """
@@ -27,6 +37,7 @@ Under Nornir's dry-run nothing changes and the same Results say what would.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -35,14 +46,23 @@ from nornir.core.task import Result, Task
 
 from tasks.core.inventory import tier_hosts
 from tasks.core.remote import check_command
+from tasks.db.degraded import clear_degraded
 from tasks.db.facts import (
     Account,
     Statement,
     account_statements,
+    grant_privileges,
     gtid_reached,
     parse_slave_status,
     privilege_sets,
     replica_actions,
+)
+from tasks.db.roles import (
+    HEARTBEAT,
+    follow_primary,
+    heartbeat_period,
+    open_writes,
+    semi_sync_master,
 )
 from tasks.db.sql import (
     ADMIN_USER,
@@ -55,11 +75,15 @@ from tasks.db.sql import (
     query,
     scalar,
 )
+from tasks.db.survey import find_primary
 from tasks.deploy.errors import describe_error
 
+# Nothing here bypasses read_only (no SUPER, READ_ONLY ADMIN or ALL): read_only itself is
+# changed as the node's root (tasks.db.roles). REPLICATION MASTER ADMIN: semi-sync settings.
 ADMIN_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE USER, PROCESS, "
-    "RELOAD, REPLICATION SLAVE, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR"
+    "RELOAD, REPLICATION SLAVE, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR, "
+    "REPLICATION MASTER ADMIN"
 )
 APP_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 TABLES: dict[str, str] = {
@@ -71,6 +95,10 @@ TABLES: dict[str, str] = {
     "markers": "CREATE TABLE markers (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                "token VARCHAR(64) NOT NULL UNIQUE, source VARCHAR(64) NOT NULL, "
                "written_at DATETIME(6) NOT NULL DEFAULT NOW(6)) ENGINE=InnoDB",
+    # One row per failover, the new primary's first transaction (tasks/db/failover.py).
+    "failovers": "CREATE TABLE failovers (epoch INT PRIMARY KEY, new_primary VARCHAR(64) "
+                 "NOT NULL, old_primary VARCHAR(64) NOT NULL, position VARCHAR(255) NOT NULL, "
+                 "at DATETIME(6) NOT NULL DEFAULT NOW(6)) ENGINE=InnoDB",
     # The lag benchmark's rows, each with its commit time (benchmarks/replication_lag.py).
     "lag_bench": "CREATE TABLE lag_bench (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                  "run VARCHAR(32) NOT NULL, seq INT NOT NULL, "
@@ -100,7 +128,8 @@ def replicas_of(inventory: Inventory) -> list[Host]:
 
 
 def desired_accounts(primary: Host, inventory: Inventory, target: DbTarget) -> list[Account]:
-    """The app account per web server address and the replication account per replica."""
+    """The app account per web server address and the replication account per db node
+    (every node may come to replicate from any other after a switchover or failover)."""
     secrets = target.secrets
     app = database_name(primary)
     app_hash = native_password_hash(secrets.app)
@@ -109,7 +138,7 @@ def desired_accounts(primary: Host, inventory: Inventory, target: DbTarget) -> l
                 for web in tier_hosts(inventory, "web")]
     accounts += [Account(REPL_USER, rep.hostname, repl_hash,
                          frozenset({"REPLICATION SLAVE"}), "*.*")
-                 for rep in replicas_of(inventory)]
+                 for rep in tier_hosts(inventory, "db")]
     return accounts
 
 
@@ -148,6 +177,14 @@ def _admin_connect(target: DbTarget, host: Host,
             time.sleep(0.3)
 
 
+def _admin_grants_current(conn: pymysql.connections.Connection) -> bool:
+    """The admin account holds every privilege of ADMIN_PRIVILEGES (older deploys lacked
+    some)."""
+    granted = grant_privileges(str(next(iter(r.values()))) for r in query(conn, "SHOW GRANTS"))
+    want = {p.strip() for p in ADMIN_PRIVILEGES.split(",")}
+    return want <= granted.get("*.*", set())
+
+
 def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> Result:
     """Nornir task: the controller's admin account exists (made over SSH when missing).
 
@@ -161,9 +198,15 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
                               "once mariadb runs"], connection=None)
     deadline = time.monotonic() + START_WAIT
     conn, _ = _admin_connect(target, host, deadline)
-    if conn is not None:
-        return _report(task, [], connection=conn)
     who = f"{ADMIN_USER}@{target.admin_from()}"
+    if conn is not None:
+        if _admin_grants_current(conn) or task.is_dry_run():
+            return _report(task, [], connection=conn)
+        conn.close()
+        check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
+            target.admin_from(), native_password_hash(target.secrets.admin)))
+        return _report(task, [f"set the privileges of the admin account {who}"],
+                       connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
         return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
                               "schema and replication"], connection=None)
@@ -176,6 +219,32 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
     return _report(task, [f"create the admin account {who}"], connection=conn)
 
 
+def converge_role(task: Task, target: DbTarget, inventory: Inventory,
+                  conn: pymysql.connections.Connection) -> Result:
+    """Nornir task: find the actual primary (tasks.db.topology); open this node for writes
+    only when it is the one to open and no node accepts writes (a first deploy, or a
+    restarted primary holding everything its replicas hold). Never demotes a live primary.
+
+    ``Result.primary``: the primary's name; ``Result.notes``: where the inventory disagrees.
+    """
+    host = task.host
+    decision, probes = find_primary(target, inventory)
+    if decision.refusal or decision.primary is None:
+        raise DbError(f"{host.name}: {decision.refusal}")
+    actions: list[str] = []
+    if decision.primary == host.name and decision.open_primary:
+        if decision.open_refusal:
+            raise DbError(f"{host.name}: {decision.open_refusal}")
+        followers = [p.name for p in probes if p.name != host.name
+                     and p.source == host.hostname]
+        why = (f"its replicas {', '.join(followers)} hold nothing it lacks" if followers
+               else "first deploy: no node replicates yet")
+        actions.append(f"open {host.name} for writes (no node accepted writes; {why})")
+        if not task.is_dry_run():
+            task.run(task=open_writes, semi_sync=bool(followers))
+    return _report(task, actions, primary=decision.primary, notes=decision.notes)
+
+
 def converge_primary(task: Task, target: DbTarget, inventory: Inventory,
                      conn: pymysql.connections.Connection) -> Result:
     """Nornir task: database, tables and accounts on the primary, each only when needed
@@ -185,13 +254,14 @@ def converge_primary(task: Task, target: DbTarget, inventory: Inventory,
     return _report(task, actions)
 
 
-def converge_replica(task: Task, target: DbTarget, inventory: Inventory,
+def converge_replica(task: Task, target: DbTarget, primary: Host,
                      conn: pymysql.connections.Connection) -> Result:
-    """Nornir task: the replica follows the primary and has caught up with it (`conn`: the
-    admin connection to the host). ``Result.waited``: seconds spent waiting for the primary.
+    """Nornir task: the replica follows `primary` (the actual one) and has caught up with
+    it; then the primary's semi-sync side is on (`conn`: the admin connection to the host).
+    ``Result.waited``: seconds spent waiting for the primary.
     """
     actions: list[str] = []
-    waited = _setup_replica(conn, task.host, inventory, target, task.is_dry_run(), actions)
+    waited = _setup_replica(task, conn, primary, target, actions)
     return _report(task, actions, waited=waited)
 
 
@@ -199,16 +269,23 @@ def converge_database(task: Task, target: DbTarget, inventory: Inventory,
                       running: bool = True) -> list[Result]:
     """Run the db host's SQL steps as subtasks of `task`; return their Results.
 
-    `inventory`: the whole inventory (the primary, the web servers and the replicas);
-    `running`: MariaDB runs (as read before the deploy).
+    `inventory`: the whole inventory (the db nodes, the web servers); `running`: MariaDB
+    runs (as read before the deploy). The host converges toward the actual primary
+    (``converge_role``), not the inventory's.
     """
     admin = task.run(task=ensure_admin_account, target=target, running=running)[0]
     conn = admin.connection
     if conn is None:
         return [admin]
-    step = converge_primary if task.host["db_role"] == "primary" else converge_replica
     try:
-        return [admin, task.run(task=step, target=target, inventory=inventory, conn=conn)[0]]
+        role = task.run(task=converge_role, target=target, inventory=inventory, conn=conn)[0]
+        if role.primary == task.host.name:
+            step = task.run(task=converge_primary, target=target, inventory=inventory,
+                            conn=conn)[0]
+        else:
+            step = task.run(task=converge_replica, target=target,
+                            primary=inventory.hosts[role.primary], conn=conn)[0]
+        return [admin, role, step]
     finally:
         conn.close()
 
@@ -254,23 +331,25 @@ def _setup_primary(conn: pymysql.connections.Connection, host: Host, inventory: 
         _run(conn, stmt, dry, actions, host)
 
 
-def replica_source(host: Host, inventory: Inventory) -> Host:
-    """The primary a replica follows."""
-    primary = primary_of(inventory)
-    if primary.name == host.name:
-        raise DbError(f"{host.name}: is the primary, not a replica")
-    return primary
-
-
-def _setup_replica(conn: pymysql.connections.Connection, host: Host, inventory: Inventory,
-                   target: DbTarget, dry: bool, actions: list[str]) -> float:
-    """Point the replica at the primary (only if needed), start it, wait until caught up;
-    return the seconds spent waiting for the primary."""
-    started = time.monotonic()
-    primary = replica_source(host, inventory)
-    port = int(primary["db_port"])
+def _replica_todo(conn: pymysql.connections.Connection, primary: Host) -> list[str]:
+    """'change_master' and/or 'start' (tasks.db.facts.replica_actions), and a change when
+    the heartbeat is not the settings' (replicas made before it was set)."""
     status = parse_slave_status(query(conn, "SHOW SLAVE STATUS"))
-    todo = replica_actions(status, primary.hostname, port, REPL_USER)
+    todo = replica_actions(status, primary.hostname, int(primary["db_port"]), REPL_USER)
+    if status is not None and "change_master" not in todo \
+            and heartbeat_period(conn) != HEARTBEAT:
+        todo = ["change_master", "start"]
+    return todo
+
+
+def _setup_replica(task: Task, conn: pymysql.connections.Connection, primary: Host,
+                   target: DbTarget, actions: list[str]) -> float:
+    """Point the replica at the primary (only if needed), start it, wait until caught up,
+    then turn the primary's semi-sync side on; return the seconds spent waiting for the
+    primary."""
+    host, dry = task.host, task.is_dry_run()
+    started = time.monotonic()
+    todo = _replica_todo(conn, primary)
     if dry:
         actions.extend(_describe_replica_action(a, primary) for a in todo)
         return 0.0
@@ -278,32 +357,53 @@ def _setup_replica(conn: pymysql.connections.Connection, host: Host, inventory: 
     waited = time.monotonic() - started
     try:
         if "change_master" in todo:
-            _run(conn, Statement("stop replication", "STOP SLAVE"), dry, [], host)
-            _run(conn, Statement(
-                _describe_replica_action("change_master", primary),
-                "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, "
-                "MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
-                (primary.hostname, port, REPL_USER, target.secrets.replication),
-            ), dry, actions, host)
+            actions.append(_describe_replica_action("change_master", primary))
+            task.run(task=follow_primary, address=primary.hostname,
+                     port=int(primary["db_port"]), password=target.secrets.replication)
         if "start" in todo:
             _run(conn, Statement(_describe_replica_action("start", primary), "START SLAVE"),
                  dry, actions, host)
         wait_caught_up(conn, primary_conn, host, primary, CATCH_UP_WAIT)
+        _ensure_semi_sync(conn, primary_conn, host, primary, actions)
     finally:
         primary_conn.close()
     return waited
 
 
+def _step(actions: list[str], host: Host, describe: str, action: Callable[[], None]) -> None:
+    actions.append(describe)
+    try:
+        action()
+    except pymysql.MySQLError as exc:
+        raise DbError(f"{host.name}: {describe}: {describe_error(exc)}") from exc
+
+
+def _ensure_semi_sync(conn: pymysql.connections.Connection,
+                      primary_conn: pymysql.connections.Connection, host: Host, primary: Host,
+                      actions: list[str]) -> None:
+    """The caught-up replica acknowledges: turn the primary's semi-sync side on (a first
+    deploy opens the primary before any replica could acknowledge)."""
+    acks = query(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
+    if not acks or acks[0]["Value"] != "ON":
+        raise DbError(f"{host.name}: replicates from {primary.name} but does not acknowledge "
+                      "(Rpl_semi_sync_slave_status OFF)")
+    if not scalar(primary_conn, "SELECT @@GLOBAL.rpl_semi_sync_master_enabled"):
+        _step(actions, host, f"turn semi-sync on at {primary.name} ({host.name} acknowledges)",
+              lambda: semi_sync_master(primary_conn, True))
+    clear_degraded()  # a replica has caught up and semi-sync is on
+
+
 def _describe_replica_action(action: str, primary: Host) -> str:
     if action == "change_master":
         return (f"replicate from {primary.name} ({primary.hostname}) as {REPL_USER}, "
-                "GTID slave_pos")
+                "GTID slave_pos, heartbeat 1 s")
     return "start replication"
 
 
 def _wait_primary_ready(host: Host, primary: Host,
                         target: DbTarget) -> pymysql.connections.Connection:
-    """Admin connection to the primary once it holds this replica's replication account."""
+    """Admin connection to the primary once it accepts writes and holds this replica's
+    replication account."""
     deadline = time.monotonic() + PRIMARY_WAIT
     last = ""
     while time.monotonic() < deadline:
@@ -312,11 +412,14 @@ def _wait_primary_ready(host: Host, primary: Host,
         except DbError as exc:
             last = str(exc)
         else:
-            if query(conn, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s",
-                     (REPL_USER, host.hostname)):
+            ready = (not scalar(conn, "SELECT @@GLOBAL.read_only")
+                     and query(conn, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s",
+                               (REPL_USER, host.hostname)))
+            if ready:
                 return conn
             conn.close()
-            last = f"{primary.name} has no account {REPL_USER}@{host.hostname} yet"
+            last = (f"{primary.name} is read-only or has no account {REPL_USER}@"
+                    f"{host.hostname} yet")
         time.sleep(0.5)
     raise DbError(f"{host.name}: the primary {primary.name} was not ready within "
                   f"{PRIMARY_WAIT:.0f} s (deploy it first): {last}")

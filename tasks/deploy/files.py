@@ -163,7 +163,8 @@ def expected_variables(host: Host) -> dict[str, str]:
         "server-id": str(host["db_server_id"]),
         "bind-address": str(host.hostname),
         "port": str(host["db_port"]),
-        "read-only": "TRUE" if host["db_role"] == "replica" else "FALSE",
+        "read-only": "TRUE",  # every node boots read-only (templates/mariadb)
+        "init-rpl-role": "SLAVE",
         "log-bin": "tp5-bin",
         "gtid-strict-mode": "TRUE",
         "log-slave-updates": "TRUE",

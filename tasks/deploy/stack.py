@@ -172,7 +172,8 @@ def database_line(seen: dict[str, dict], errors: dict[str, str], skipped: list[s
             parts.append(f"{name} read the marker after {data['marker_delay_s'] * 1000:.1f} ms "
                          f"and refused a write ({data['write_refused']})")
         else:
-            parts.append(f"{name} primary writable, binlog at {data['gtid_binlog_pos']}")
+            note = f" (note: {data['note']})" if data.get("note") else ""
+            parts.append(f"{name} primary writable, binlog at {data['gtid_binlog_pos']}{note}")
     parts += [f"{name}: {error}" for name, error in sorted(errors.items())]
     parts += [f"{name}: not checked (its deploy failed)" for name in skipped]
     return "database: " + "; ".join(parts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -88,6 +89,39 @@ def assert_healthy(nr: Nornir) -> None:
     assert cluster.primary == "db1"
 
 
+def semi_status(conn: pymysql.connections.Connection) -> dict[str, str]:
+    return {r["Variable_name"]: r["Value"] for r in query(
+        conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")}
+
+
+def refused_write(conn: pymysql.connections.Connection) -> bool:
+    try:
+        write_marker(conn, DB, "should be refused")
+    except pymysql.MySQLError as exc:
+        return exc.args[0] == 1290
+    return False
+
+
+class Writer:
+    """One marker written on db1 in a thread (its own connection, 60 s read timeout):
+    ``done`` is set once the commit returned (``token``) or failed (``error``)."""
+
+    def __init__(self, nr: Nornir, source: str) -> None:
+        self.done = threading.Event()
+        self.token: str | None = None
+        self.error: BaseException | None = None
+        self.conn = connect_admin(target(), nr.inventory.hosts["db1"], read_timeout=60)
+        threading.Thread(target=self._run, args=(source,), daemon=True).start()
+
+    def _run(self, source: str) -> None:
+        try:
+            self.token = write_marker(self.conn, DB, source)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 def sql_threads(conn: pymysql.connections.Connection) -> set[int]:
     """Ids of the replica's IO and SQL threads (they change when replication restarts)."""
     return {r["ID"] for r in query(conn, "SELECT ID FROM information_schema.PROCESSLIST "
@@ -103,7 +137,18 @@ def test_fresh_nodes_get_a_primary_and_a_running_replica(lab: Lab) -> None:
     assert "+server_id = 1" in db1.diff and "+read_only = ON" in db2.diff
     assert "create database app_nulle" in db1.actions
     assert "create account 'repl'@'10.5.1.212'" in db1.actions
+    assert "open db1 for writes (no node accepted writes; first deploy: no node replicates " \
+           "yet)" in db1.actions
     assert any(a.startswith("replicate from db1 (10.5.1.211)") for a in db2.actions)
+    # The primary's own first writes could not wait for a replica that was not there yet:
+    # semi-sync is turned on once the replica has caught up.
+    assert "turn semi-sync on at db1 (db2 acknowledges)" in db2.actions
+    primary = connect(nr, "db1")
+    assert scalar(primary, "SELECT @@rpl_semi_sync_master_enabled") == 1
+    status = {r["Variable_name"]: r["Value"] for r in query(
+        primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")}
+    assert status["Rpl_semi_sync_master_status"] == "ON"
+    assert status["Rpl_semi_sync_master_clients"] == "1"
     assert db1.timings["verify"] > 0 and db2.timings["sql"] > 0
     assert_healthy(nr)
     verified = nr.run(task=verify_db, target=target(),
@@ -121,6 +166,38 @@ def test_rows_written_on_the_primary_appear_on_the_replica(lab: Lab) -> None:
     assert written <= wait_same_rows(primary, replica)
     token = write_marker(primary, DB, "one more")
     assert wait_marker(replica, DB, token, 5.0) is not None
+
+
+def inside(lab: Lab, host: str, command: str, env: dict[str, str] | None = None,
+           ) -> subprocess.CompletedProcess[str]:
+    argv = lab.nsenter_argv(host, ["env", *[f"{k}={v}" for k, v in (env or {}).items()],
+                                   "sh", "-c", command])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_no_framework_account_can_write_on_a_read_only_node(lab: Lab) -> None:
+    """The admin (from the controller), the app account (from a web server) and the
+    replication account (from the other db node) are all refused on the read-only db2."""
+    nr = db_nornir()
+    replica = connect(nr, "db2")
+    secrets = target().secrets
+    rows = query(replica, "SELECT GRANTEE, PRIVILEGE_TYPE FROM "
+                          "information_schema.USER_PRIVILEGES")
+    for user in ("tp5admin", DB, "repl"):
+        privileges = {r["PRIVILEGE_TYPE"] for r in rows if f"'{user}'@" in r["GRANTEE"]}
+        assert privileges, user
+        assert not privileges & {"SUPER", "READ_ONLY ADMIN", "ALL PRIVILEGES"}, user
+    before = scalar(replica, f"SELECT COUNT(*) FROM {DB}.markers")
+    assert write_refusal(replica, DB) is not None  # the admin account: 1290
+    insert = f"INSERT INTO {DB}.markers (token, source) VALUES (UUID(), 'account test')"
+    for host, user, password in (("web1", DB, secrets.app),
+                                 ("db1", "repl", secrets.replication)):
+        done = inside(lab, host, f"mariadb -h 10.5.1.212 -u {user} -e \"{insert}\"",
+                      env={"MYSQL_PWD": password})
+        # 1290: read-only (the app account could write on the primary); 1142: no privilege.
+        assert done.returncode != 0, (user, done.stdout)
+        assert "ERROR 1290" in done.stderr or "ERROR 1142" in done.stderr, (user, done.stderr)
+    assert scalar(replica, f"SELECT COUNT(*) FROM {DB}.markers") == before
 
 
 def test_the_replica_refuses_writes_and_the_admin_cannot_bypass_it(lab: Lab) -> None:
@@ -156,12 +233,13 @@ def test_a_second_deploy_changes_nothing_and_keeps_replication_running(lab: Lab)
 def test_a_stopped_and_lagging_replica_is_restarted_and_caught_up(lab: Lab) -> None:
     nr = db_nornir()
     primary, replica = connect(nr, "db1"), connect(nr, "db2")
-    query(replica, "STOP SLAVE")
+    # Only the applier stops: the replica still receives (and acknowledges) every commit.
+    query(replica, "STOP SLAVE SQL_THREAD")
     written = {write_marker(primary, DB, "while stopped") for _ in range(100)}
     time.sleep(0.3)
     assert not written & tokens(replica)  # the replica really fell behind
     status = cluster_from_results(nr.run(task=db_status, target=target()))
-    assert not status.ok and any("IO=No SQL=No" in p for p in status.problems)
+    assert not status.ok and any("IO=Yes SQL=No" in p for p in status.problems)
     result = deploy(nr)
     assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
     assert not result["db1"][0].changed
@@ -192,15 +270,51 @@ def test_a_replica_with_the_primarys_server_id_fails_alone_then_recovers(lab: La
     error = str(result["db2"][0].exception)
     assert error.startswith("db2: replication from db1 failed")
     assert "1593" in error and "equal MariaDB server ids" in error, error
+    # No replica acknowledges: a commit on the primary waits (no silent async fallback).
     primary = connect(nr, "db1")
-    token = write_marker(primary, DB, "primary still writable")
+    pending = Writer(nr, "primary waits for its replica")
+    assert not pending.done.wait(2.0)
+    assert scalar(primary, "SELECT @@rpl_semi_sync_master_enabled") == 1
     fixed = deploy(db_nornir())
     assert not fixed.failed, {h: str(m[0].exception) for h, m in fixed.items() if m.failed}
     assert fixed["db2"][0].changed and "+server_id = 2" in report(fixed, "db2").diff
+    assert pending.done.wait(10.0) and pending.token
     replica = connect(db_nornir(), "db2")
-    assert token in tokens(replica)
+    assert pending.token in tokens(replica)
     assert tokens(replica) == tokens(primary)
     assert_healthy(db_nornir())
+
+
+def test_a_commit_waits_for_the_replica_instead_of_falling_back_to_async(lab: Lab) -> None:
+    nr = db_nornir()
+    primary, replica = connect(nr, "db1"), connect(nr, "db2")
+    no_tx = semi_status(primary)["Rpl_semi_sync_master_no_tx"]
+    query(replica, "STOP SLAVE")
+    try:
+        pending = Writer(nr, "waits for the ack")
+        assert not pending.done.wait(3.0)  # not acknowledged: no replica has it
+        assert semi_status(primary)["Rpl_semi_sync_master_status"] == "ON"
+    finally:
+        query(replica, "START SLAVE")
+    assert pending.done.wait(10.0) and pending.error is None
+    assert pending.token in wait_same_rows(primary, replica)
+    assert semi_status(primary)["Rpl_semi_sync_master_no_tx"] == no_tx
+    assert_healthy(nr)
+
+
+def test_a_restarted_primary_boots_read_only_and_the_deploy_reopens_it(lab: Lab) -> None:
+    nr = db_nornir()
+    done = inside(lab, "db1", "service mariadb restart")
+    assert done.returncode == 0, done.stderr
+    primary = connect(nr, "db1")
+    assert scalar(primary, "SELECT @@read_only") == 1  # never writable on its own
+    assert refused_write(primary)
+    result = deploy(nr)
+    assert not result.failed, {h: str(m[0].exception) for h, m in result.items() if m.failed}
+    assert "open db1 for writes (no node accepted writes; its replicas db2 hold nothing " \
+           "it lacks)" in report(result, "db1").actions
+    assert scalar(connect(nr, "db1"), "SELECT @@read_only") == 0
+    assert_healthy(nr)
 
 
 def test_a_setting_mariadbd_rejects_is_never_live(lab: Lab) -> None:

@@ -24,6 +24,7 @@ from tasks.db.facts import (
     replica_actions,
 )
 from tasks.db.sql import DbTarget, native_password_hash
+from tasks.db.status import DURABILITY, SemiSync
 from tasks.db.verify import NodeStatus, cluster_status
 from tasks.deploy.errors import describe_error
 from tasks.deploy.files import MARIADB_SETTINGS, db_files, expected_variables, mariadb_check
@@ -198,10 +199,31 @@ def test_settings_per_role(inventory) -> None:
     db2 = render(inventory, "db2", "mariadb/60-tp5.cnf.j2")
     assert "server_id = 1\n" in db1 and "server_id = 2\n" in db2
     assert "bind_address = 10.5.1.211\n" in db1 and "bind_address = 10.5.1.212\n" in db2
-    assert "read_only = OFF\n" in db1 and "read_only = ON\n" in db2
     for text in (db1, db2):
         assert "log_bin = tp5-bin\n" in text and "gtid_strict_mode = ON\n" in text
         assert "relay_log = tp5-relay\n" in text and "[mysqld]\n" in text
+        # Every node boots read-only in the replica role, whatever its inventory role.
+        assert "read_only = ON\n" in text and "init_rpl_role = SLAVE\n" in text
+        assert "\nread_only = OFF" not in text
+        for line in ("sync_binlog = 1", "innodb_flush_log_at_trx_commit = 1",
+                     "sync_relay_log = 1", "log_slave_updates = ON",
+                     "rpl_semi_sync_slave_enabled = ON", "rpl_semi_sync_master_enabled = OFF",
+                     "rpl_semi_sync_master_wait_point = AFTER_SYNC",
+                     "rpl_semi_sync_master_timeout = 18446744073709551615",
+                     "rpl_semi_sync_master_wait_no_slave = ON", "slave_net_timeout = 4"):
+            assert f"\n{line}\n" in text, line
+
+
+def test_the_live_settings_checked_are_the_templates(inventory) -> None:
+    text = render(inventory, "db2", "mariadb/60-tp5.cnf.j2")
+    values = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    spelled = {"1": {"1", "ON"}, "SLAVE": {"SLAVE"}, "AFTER_SYNC": {"AFTER_SYNC"},
+               "4": {"4"}, "18446744073709551615": {"18446744073709551615"}}
+    for name, want in DURABILITY.items():
+        if name == "log_bin":
+            assert values[name] == "tp5-bin"
+            continue
+        assert values[name] in spelled[want], name
 
 
 def test_settings_check_command_knows_the_intended_values(inventory) -> None:
@@ -210,7 +232,8 @@ def test_settings_check_command_knows_the_intended_values(inventory) -> None:
     command = mariadb_check(expected)
     assert "mariadbd --help --verbose" in command
     assert "read-only=TRUE" in command and "bind-address=10.5.1.212" in command
-    assert expected_variables(inventory.hosts["db1"])["read-only"] == "FALSE"
+    assert expected_variables(inventory.hosts["db1"])["read-only"] == "TRUE"
+    assert expected_variables(inventory.hosts["db1"])["init-rpl-role"] == "SLAVE"
     (spec,) = db_files(inventory.hosts["db2"])
     assert (spec.path, spec.service, spec.validate_cmd) == (MARIADB_SETTINGS, "mariadb", command)
     assert spec.reload_cmd == "service mariadb restart" and not spec.checks_candidate
@@ -275,14 +298,18 @@ def test_env_secrets_name_missing_variables() -> None:
 
 # --- cluster view -------------------------------------------------------------------------
 
+ACKED = SemiSync(master_enabled=True, master_status=True, clients=1, yes_tx=5)
+
+
 def _node(name: str, role: str, **kw) -> NodeStatus:
     return NodeStatus(name, {"db1": "10.5.1.211", "db2": "10.5.1.212"}[name], role, **kw)
 
 
 def test_cluster_status_healthy_and_problems() -> None:
-    primary = _node("db1", "primary", server_id=1, read_only=False, gtid_binlog_pos="0-1-5")
+    primary = _node("db1", "primary", server_id=1, read_only=False, gtid_binlog_pos="0-1-5",
+                    semi=ACKED)
     healthy = _node("db2", "replica", server_id=2, read_only=True, gtid_slave_pos="0-1-5",
-                    replica=parse_slave_status([HEALTHY_ROW]))
+                    gtid_current_pos="0-1-5", replica=parse_slave_status([HEALTHY_ROW]))
     cluster = cluster_status([primary, healthy])
     assert cluster.ok and cluster.primary == "db1"
     broken = _node("db2", "replica", server_id=2, read_only=False,
@@ -292,7 +319,8 @@ def test_cluster_status_healthy_and_problems() -> None:
     assert "db2: replication threads IO=No SQL=Yes" in problems
     assert any(p.startswith("db2: IO thread error 1593") for p in problems)
     down = _node("db1", "primary", reachable=False, error="db1: cannot connect")
-    assert cluster_status([down, healthy]).problems == ["db1: unreachable: db1: cannot connect"]
+    assert cluster_status([down, healthy]).problems == [
+        "no node accepts writes (no primary)", "db1: unreachable: db1: cannot connect"]
 
 
 def test_a_node_whose_status_failed_is_reported_not_dropped() -> None:
@@ -302,7 +330,8 @@ def test_a_node_whose_status_failed_is_reported_not_dropped() -> None:
     from tasks.db.verify import cluster_from_results
 
     agg = AggregatedResult("db_status")
-    primary = NodeStatus("db1", "10.5.1.211", "primary", server_id=1, read_only=False)
+    primary = NodeStatus("db1", "10.5.1.211", "primary", server_id=1, read_only=False,
+                         semi=ACKED)
     for name, address, role, outcome in (
         ("db1", "10.5.1.211", "primary", primary),
         ("db2", "10.5.1.212", "replica", RuntimeError("(2013, 'Lost connection')")),

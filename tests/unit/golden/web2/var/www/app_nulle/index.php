@@ -3,8 +3,13 @@
 // Plain-text page, one "key: value" line each, so that probes can parse it:
 //   served-by: <fqdn> <address>     (also in the X-Served-By header)
 //   session: <id> hits=<n>          (per-server PHP session: shows affinity)
-//   db: visits=<n> id=<id> host=<primary address> | db: unavailable (<reason>)
+//   db: visits=<n> id=<id> host=<address written to> | db: unavailable (<reason>)
 //   db-replica: visits=<n> host=<replica address> | db-replica: unavailable (<reason>)
+// The node written to is the one of $db_nodes that accepts writes (@@read_only = 0), found by
+// asking them (1 s connect timeout each) and remembered for DB_PRIMARY_TTL seconds in
+// DB_PRIMARY_CACHE; a refused write (1290) or a node that does not answer makes the page ask
+// again at once. A connection lost during the write (2006/2013) is not retried: whether it
+// committed is unknown ("write outcome unknown"), and the next request asks again.
 // A database or db.php error is written to the web server's error log; the client only
 // reads "database error" (never the driver's text: addresses, users, SQL).
 // Request trace: one line per request in the web server's error log for this site
@@ -17,12 +22,15 @@
 // The client address stored is REMOTE_ADDR, which mod_remoteip takes from X-Real-IP only for
 // requests from the inventory's proxies (apache/site.conf.j2).
 // The DB settings come from /etc/app_nulle/db.php ($db_host, $db_name, $db_user, $db_pass, and
-// optionally $db_port, $db_replica_host); the page answers 200 even when they are missing.
+// optionally $db_port, $db_nodes, $db_replica_host); the page answers 200 even when they are
+// missing.
 // Expected table: visits(id BIGINT AUTO_INCREMENT PRIMARY KEY, served_by VARCHAR(255),
 // client VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3)).
 
 const SERVED_BY = 'web2.tp5.b2 10.5.1.12';
 const DB_CONFIG = '/etc/app_nulle/db.php';
+const DB_PRIMARY_CACHE = '/tmp/app_nulle-web2-db-primary';
+const DB_PRIMARY_TTL = 30;
 
 function one_line(string $text): string
 {
@@ -58,6 +66,115 @@ function db_connect(string $host, int $port, string $user, string $pass, string 
     $link->options(MYSQLI_OPT_READ_TIMEOUT, 2);
     @$link->real_connect($host, $user, $pass, $name, $port);
     return $link;
+}
+
+// --- finding the primary: the one db node that accepts writes --------------------------------
+
+// The nodes to ask: [address, port] pairs ($db_nodes, else the single $db_host).
+function db_nodes(?array $nodes, string $host, int $port): array
+{
+    return $nodes ?: [[$host, $port]];
+}
+
+// The remembered primary [address, port], or null (none, or older than DB_PRIMARY_TTL).
+function db_cached_primary(): ?array
+{
+    $text = @file_get_contents(DB_PRIMARY_CACHE);
+    if ($text === false || time() - (int) @filemtime(DB_PRIMARY_CACHE) > DB_PRIMARY_TTL) {
+        return null;
+    }
+    $parts = explode(' ', trim($text));
+    return count($parts) === 2 ? [$parts[0], (int) $parts[1]] : null;
+}
+
+// Remember the primary (atomically: write then rename), or forget it (null).
+function db_remember_primary(?array $node): void
+{
+    if ($node === null) {
+        @unlink(DB_PRIMARY_CACHE);
+        return;
+    }
+    $tmp = DB_PRIMARY_CACHE . '.' . getmypid();
+    if (@file_put_contents($tmp, $node[0] . ' ' . $node[1]) !== false) {
+        @rename($tmp, DB_PRIMARY_CACHE);
+    }
+}
+
+// Ask every node; return [link, address] of the one with @@read_only = 0, remembered.
+function db_discover(array $nodes, string $user, string $pass, string $name): array
+{
+    $errors = [];
+    foreach ($nodes as [$address, $port]) {
+        try {
+            $link = db_connect($address, (int) $port, $user, $pass, $name);
+            if ((int) $link->query('SELECT @@read_only')->fetch_row()[0] === 0) {
+                db_remember_primary([$address, (int) $port]);
+                return [$link, $address];
+            }
+            $link->close();
+            $errors[] = "$address:$port read-only";
+        } catch (Throwable $e) {
+            $errors[] = "$address:$port: " . one_line($e->getMessage());
+        }
+    }
+    db_remember_primary(null);
+    throw new RuntimeException('no writable database node: ' . implode('; ', $errors));
+}
+
+// A link to the primary: the remembered one when it answers, else ask every node.
+function db_primary_link(array $nodes, string $user, string $pass, string $name): array
+{
+    $cached = db_cached_primary();
+    if ($cached !== null) {
+        try {
+            return [db_connect($cached[0], $cached[1], $user, $pass, $name), $cached[0]];
+        } catch (Throwable $e) {
+            db_remember_primary(null);
+        }
+    }
+    return db_discover($nodes, $user, $pass, $name);
+}
+
+// Insert one visit on the primary: [id, visits, address written to]. A refused write (1290:
+// the node is read-only now) is certainly not applied: ask every node again and retry once.
+// A connection lost during the write (2006, 2013) is not retried (it may have committed).
+function db_write_visit(array $nodes, string $user, string $pass, string $name,
+                        string $served_by, string $client): array
+{
+    [$link, $address] = db_primary_link($nodes, $user, $pass, $name);
+    for ($attempt = 1; ; $attempt++) {
+        try {
+            $insert = $link->prepare('INSERT INTO visits (served_by, client) VALUES (?, ?)');
+            $insert->bind_param('ss', $served_by, $client);
+            $insert->execute();
+            $id = $link->insert_id;
+            // @@hostname: the server that really took the write (for the request trace).
+            [$count, $node] = $link->query('SELECT COUNT(*), @@hostname FROM visits')
+                ->fetch_row();
+            $link->close();
+            return [$id, $count, $address, $node];
+        } catch (mysqli_sql_exception $e) {
+            db_remember_primary(null);
+            if ($e->getCode() === 2006 || $e->getCode() === 2013) {
+                throw new RuntimeException('write outcome unknown: ' . $e->getMessage(), 0, $e);
+            }
+            if ($e->getCode() !== 1290 || $attempt > 1) {
+                throw $e;
+            }
+            [$link, $address] = db_discover($nodes, $user, $pass, $name);
+        }
+    }
+}
+
+// A node to read from that is not the one written to (the first other one), or null.
+function db_replica_node(array $nodes, string $written): ?array
+{
+    foreach ($nodes as [$address, $port]) {
+        if ($address !== $written) {
+            return [$address, (int) $port];
+        }
+    }
+    return null;
 }
 
 header('X-Served-By: ' . SERVED_BY);
@@ -98,26 +215,25 @@ if ($db !== null) {
     trace_write('skipped');
 } else {
     $port = (int) ($db_port ?? 3306);
+    $nodes = db_nodes($db_nodes ?? null, $db_host, $port);
+    $written = null;
     try {
-        $link = db_connect($db_host, $port, $db_user, $db_pass, $db_name);
-        $served_by = SERVED_BY;
-        $insert = $link->prepare('INSERT INTO visits (served_by, client) VALUES (?, ?)');
-        $insert->bind_param('ss', $served_by, $client);
-        $insert->execute();
-        $id = $link->insert_id;
-        [$count, $node] = $link->query('SELECT COUNT(*), @@hostname FROM visits')->fetch_row();
-        $db = "visits=$count id=$id host=$db_host";
-        $link->close();
-        trace_write("node=$node host=$db_host visit=$id");
+        [$id, $count, $written, $node] = db_write_visit($nodes, $db_user, $db_pass, $db_name,
+                                                        SERVED_BY, $client);
+        $db = "visits=$count id=$id host=$written";
+        trace_write("node=$node host=$written visit=$id");
     } catch (Throwable $e) {
-        $db = logged('database error', $e);
-        trace_write("failed host=$db_host");
+        $unknown = str_starts_with($e->getMessage(), 'write outcome unknown');
+        $db = logged($unknown ? 'database error, write outcome unknown' : 'database error', $e);
+        trace_write('failed host=' . ($written ?? $db_host));
     }
-    if (!empty($db_replica_host)) {
+    $read = isset($db_nodes) ? db_replica_node($nodes, $written ?? $db_host)
+        : (empty($db_replica_host) ? null : [$db_replica_host, $port]);
+    if ($read !== null) {
         try {
-            $link = db_connect($db_replica_host, $port, $db_user, $db_pass, $db_name);
+            $link = db_connect($read[0], $read[1], $db_user, $db_pass, $db_name);
             $count = $link->query('SELECT COUNT(*) FROM visits')->fetch_row()[0];
-            $replica = "visits=$count host=$db_replica_host";
+            $replica = "visits=$count host=$read[0]";
             $link->close();
         } catch (Throwable $e) {
             $replica = logged('replica database error', $e);

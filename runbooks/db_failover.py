@@ -1,0 +1,89 @@
+"""Change the database primary without losing an acknowledged write.
+
+  python runbooks/db_failover.py switchover --to db2   planned: fence, catch up, swap roles
+  python runbooks/db_failover.py failover [--to db2]   the primary is dead: promote a replica
+  python runbooks/db_failover.py rejoin db1            a returned node replicates again
+  python runbooks/db_failover.py degrade               accept writes without a replica (recorded)
+
+Each step is printed with its time. Exit 0: done; 1: refused or failed (the message says what
+to run next; nothing more was changed); 2: bad arguments; 3: the lab is not up.
+"""
+
+from __future__ import annotations
+
+import _venv  # noqa: F401  (first: continue inside the project's .venv)
+
+import argparse
+import sys
+
+from tasks.core.inventory import tier_hosts
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.db.failover import degrade, failover, rejoin, switchover
+from tasks.db.sql import DbError, DbTarget
+from tasks.db.tier import Refused, Steps, Tier
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="Nornir config.yaml (default: repo's)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sw = sub.add_parser("switchover", help="planned change of primary")
+    sw.add_argument("--to", required=True, help="the replica to promote")
+    fo = sub.add_parser("failover", help="promote a replica of a dead primary")
+    fo.add_argument("--to", default=None, help="the replica to promote (default: the only one)")
+    rj = sub.add_parser("rejoin", help="make a returned node a replica of the primary")
+    rj.add_argument("node")
+    sub.add_parser("degrade", help="the primary stops waiting for a replica (recorded)")
+    return parser.parse_args(argv)
+
+
+def _named(args: argparse.Namespace) -> str | None:
+    return getattr(args, "to", None) or getattr(args, "node", None)
+
+
+def build_tier(args: argparse.Namespace) -> Tier:
+    """The db tier's Nornir and SQL target; ProjectError (exit 2) for a name that is not a
+    db host of the inventory."""
+    settings = load_settings(args.config)
+    everyone = build_nornir(settings, check_lab=False)
+    db = [h.name for h in tier_hosts(everyone.inventory, "db")]
+    name = _named(args)
+    if name is not None and name not in db:
+        where = everyone.config.inventory.options["host_file"]
+        raise ProjectError(f"{where}: {name} is not a db host of the inventory "
+                           f"(db hosts: {', '.join(db)})", 2)
+    nr = build_nornir(settings, groups=["db"])  # checks the lab route before connecting
+    return Tier(nr, DbTarget.from_settings(settings))
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        tier = build_tier(args)
+    except ProjectError as exc:
+        fail(exc)
+    steps = Steps()
+    try:
+        if args.command == "switchover":
+            switchover(tier, args.to, steps)
+        elif args.command == "failover":
+            failover(tier, args.to, steps)
+        elif args.command == "rejoin":
+            rejoin(tier, args.node, steps)
+        else:
+            degrade(tier, steps)
+    except Refused as exc:
+        steps.say(f"REFUSED: {exc}")
+        return 1
+    except DbError as exc:
+        steps.say(f"FAILED: {exc} (safe to run again once the cause is fixed; see "
+                  "runbooks/db_status.py)")
+        return 1
+    finally:
+        tier.nr.close_connections()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,311 @@
+"""Changing the database primary under a write load, against the lab's real MariaDB.
+
+A writer thread requests web1's page again and again: each request writes one visit row
+through the page's discovery of the primary (the app account), and is recorded with its
+outcome, the Jepsen way: ok (the page shows the row id and the node written to), fail (the
+page says it could not write), info (unknown: connection lost or timed out during the write).
+Afterwards every ok row must be on the primary (lost = 0) and no row may appear that was
+neither ok nor info (phantom = 0). The largest gap between two ok writes is printed (the
+write pause), never asserted (wall-clock).
+
+Every test leaves the tier as it found it: primary db1, replica db2, in sync.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import pymysql
+import pytest
+from conftest import DeployRun
+
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import REPO_ROOT, load_settings
+from tasks.db.sql import DbTarget, connect_admin, query, scalar
+from tasks.db.status import cluster_status
+from tasks.db.verify import tier_statuses
+from tp5lab.control import Lab
+
+pytestmark = pytest.mark.lab
+
+DB = "app_nulle"
+PAGE = "http://10.5.1.11/"
+MAX_WRITES = 20000
+DB_LINE = re.compile(r"^db: visits=\d+ id=(\d+) host=(\S+)$", re.M)
+
+
+@dataclass
+class Op:
+    start: float
+    end: float
+    outcome: str  # ok, fail, info
+    row: int | None = None
+    host: str = ""
+
+
+@dataclass
+class Writer:
+    """Requests the page in a thread until stopped (bounded by MAX_WRITES)."""
+
+    ops: list[Op] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _one(self) -> Op:
+        start = time.monotonic()
+        try:
+            with urllib.request.urlopen(PAGE, timeout=8) as response:
+                page = response.read().decode()
+        except OSError:
+            return Op(start, time.monotonic(), "info")
+        end = time.monotonic()
+        match = DB_LINE.search(page)
+        if match:
+            return Op(start, end, "ok", int(match.group(1)), match.group(2))
+        return Op(start, end, "info" if "outcome unknown" in page else "fail")
+
+    def _run(self) -> None:
+        while not self.stop.is_set() and len(self.ops) < MAX_WRITES:
+            self.ops.append(self._one())
+
+    def finish(self) -> list[Op]:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        return self.ops
+
+    def wait_ok(self, host: str, timeout: float = 60) -> None:
+        """Until a write succeeded on `host` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while not any(o.outcome == "ok" and o.host == host for o in self.ops[-50:]):
+            assert time.monotonic() < deadline, f"no write on {host} within {timeout} s"
+            time.sleep(0.1)
+
+
+def target() -> DbTarget:
+    return DbTarget.from_settings(load_settings())
+
+
+def connect(name: str) -> pymysql.connections.Connection:
+    return connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts[name])
+
+
+def max_id(primary: str = "db1") -> int:
+    return int(scalar(connect(primary), f"SELECT COALESCE(MAX(id), 0) FROM {DB}.visits"))
+
+
+def failover_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "runbooks/db_failover.py", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    print(done.stdout, done.stderr)
+    return done
+
+
+def judge(ops: list[Op], primary: str, since: int) -> dict[str, float]:
+    """lost, phantom, ok/fail/info counts and the largest gap between ok writes (ms)."""
+    conn = connect(primary)
+    rows = {r["id"] for r in query(conn, f"SELECT id FROM {DB}.visits WHERE id > %s "
+                                         "AND client = '10.5.1.1'", (since,))}
+    ok = {o.row for o in ops if o.outcome == "ok"}
+    info = sum(o.outcome == "info" for o in ops)
+    ends = sorted(o.end for o in ops if o.outcome == "ok")
+    gap = max((b - a for a, b in zip(ends, ends[1:], strict=False)), default=0.0)
+    return {"ok": len(ok), "fail": sum(o.outcome == "fail" for o in ops), "info": info,
+            "lost": len(ok - rows), "phantom": max(0, len(rows - ok) - info),
+            "max_gap_ms": round(gap * 1000, 1)}
+
+
+def wait_in_sync(timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = cluster_status(tier_statuses(target(), build_nornir(groups=["db"]).inventory))
+        if cluster.ok and cluster.primary == "db1":
+            return
+        assert time.monotonic() < deadline, cluster.problems
+        time.sleep(0.3)
+
+
+def same_rows() -> None:
+    """Both nodes hold the same visits (after convergence)."""
+    deadline = time.monotonic() + 20
+    while True:
+        one, two = (query(connect(n), f"CHECKSUM TABLE {DB}.visits")[0]["Checksum"]
+                    for n in ("db1", "db2"))
+        if one == two:
+            return
+        assert time.monotonic() < deadline, (one, two)
+        time.sleep(0.2)
+
+
+def test_switchover_both_ways_under_load_loses_nothing(deployed: DeployRun) -> None:
+    for to, new, old, was in (("db2", "10.5.1.212", "10.5.1.211", "db1"),
+                              ("db1", "10.5.1.211", "10.5.1.212", "db2")):
+        since = max_id(was)
+        writer = Writer()
+        writer.wait_ok(old)
+        done = failover_cli("switchover", "--to", to)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"switchover done: {to} is the primary" in done.stdout
+        writer.wait_ok(new)  # the page found the new primary by itself (no deploy)
+        ops = writer.finish()
+        verdict = judge(ops, to, since)
+        print(f"\nswitchover to {to}: {verdict}")
+        assert verdict["lost"] == 0 and verdict["phantom"] == 0, verdict
+        hosts = [o.host for o in ops if o.outcome == "ok"]
+        assert hosts[0] == old and hosts[-1] == new
+        # Never both: once a write reached the new primary, none reached the old one.
+        assert old not in hosts[hosts.index(new):]
+    wait_in_sync()
+    same_rows()
+
+
+def test_switchover_refuses_bad_targets_with_exit_codes(lab: Lab) -> None:
+    assert failover_cli("switchover", "--to", "web1").returncode == 2
+    refused = failover_cli("switchover", "--to", "db1")
+    assert refused.returncode == 1 and "db1 is already the primary" in refused.stdout
+    assert failover_cli("failover").returncode == 1  # db1 is alive: no failover
+
+
+def test_a_crashed_primary_restarts_read_only_without_its_unacknowledged_commit(
+    deployed: DeployRun, lab: Lab,
+) -> None:
+    db1, db2 = connect("db1"), connect("db2")
+    query(db2, "STOP SLAVE")  # no acknowledgement will come
+    before = scalar(db1, "SELECT @@gtid_binlog_pos")
+    conn = connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts["db1"],
+                         read_timeout=60)
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            query(conn, f"INSERT INTO {DB}.markers (token, source) VALUES "
+                        "('never-acknowledged', 'crash test')")
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert not outcome  # waiting for its ack
+    assert scalar(db1, "SELECT @@gtid_binlog_pos") != before  # in the binlog, unacknowledged
+    assert not outcome  # the client never saw OK (its connection dies with the node)
+    lab.crash("db1")
+    lab.restart("db1")
+    subprocess.run(lab.nsenter_argv("db1", ["service", "mariadb", "start"]), check=True,
+                   capture_output=True, timeout=120)
+    db1 = connect("db1")
+    assert scalar(db1, "SELECT @@read_only") == 1  # restarted read-only
+    assert not query(db1, f"SELECT 1 FROM {DB}.markers WHERE token = 'never-acknowledged'")
+    assert scalar(db1, "SELECT @@gtid_binlog_pos") == before  # its binlog event truncated
+    query(db2, "START SLAVE")
+    deploy = subprocess.run([sys.executable, "runbooks/deploy.py", "--group", "db"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert "open db1 for writes" in " ".join(deploy.stdout.split())
+    wait_in_sync()
+    assert not query(connect("db2"), f"SELECT 1 FROM {DB}.markers "
+                                     "WHERE token = 'never-acknowledged'")
+
+
+def test_failover_after_a_crash_loses_no_acknowledged_write_then_rejoin(
+    deployed: DeployRun, lab: Lab,
+) -> None:
+    since = max_id()
+    writer = Writer()
+    writer.wait_ok("10.5.1.211")
+    time.sleep(0.5)
+    crashed = time.monotonic()
+    lab.crash("db1")
+    # Refused while db2 still believes in db1 (no RST from a dead box: about 4 s).
+    deadline = time.monotonic() + 20
+    while True:
+        done = failover_cli("failover", "--to", "db2")
+        if done.returncode == 0:
+            break
+        assert "still receives" in done.stdout or "answers" in done.stdout, done.stdout
+        assert time.monotonic() < deadline, done.stdout
+        time.sleep(0.5)
+    promoted = time.monotonic()
+    assert "failover done: db2 is the primary" in done.stdout
+    assert scalar(connect("db2"), f"SELECT MAX(epoch) FROM {DB}.failovers") >= 1
+    lab.restart("db1")
+    rejoined = failover_cli("rejoin", "db1")
+    assert rejoined.returncode == 0, rejoined.stdout + rejoined.stderr
+    writer.wait_ok("10.5.1.212")
+    ops = writer.finish()
+    verdict = judge(ops, "db2", since)
+    print(f"\nfailover: crash to promotion {promoted - crashed:.2f} s; {verdict}")
+    assert verdict["lost"] == 0 and verdict["phantom"] == 0, verdict
+    assert scalar(connect("db1"), "SELECT @@read_only") == 1
+    # A deploy now keeps db2 as the primary and says the inventory disagrees.
+    deploy = subprocess.run([sys.executable, "runbooks/deploy.py", "--group", "db"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    flat = " ".join(deploy.stdout.split())
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert "actual primary is db2" in flat, flat
+    assert scalar(connect("db2"), "SELECT @@read_only") == 0
+    assert scalar(connect("db1"), "SELECT @@read_only") == 1
+    back = failover_cli("switchover", "--to", "db1")
+    assert back.returncode == 0, back.stdout
+    wait_in_sync()
+    same_rows()
+
+
+def test_rejoin_refuses_a_diverged_node_with_the_command_to_run(deployed: DeployRun,
+                                                                lab: Lab) -> None:
+    """db2 gets a transaction of its own (as root, outside replication): rejoin refuses."""
+    db2 = connect("db2")
+    query(db2, "STOP SLAVE")
+    subprocess.run(lab.nsenter_argv("db2", ["mariadb", "-e",
+                                            f"SET sql_log_bin = 1; INSERT INTO {DB}.markers "
+                                            "(token, source) VALUES ('diverged', 'root')"]),
+                   check=True, capture_output=True, timeout=30)
+    try:
+        refused = failover_cli("rejoin", "db2")
+        assert refused.returncode == 1
+        assert "diverged" in refused.stdout and "re-clone db2" in refused.stdout
+    finally:
+        _undo_divergence(lab)
+    wait_in_sync()
+
+
+def _undo_divergence(lab: Lab) -> None:
+    """Test repair only (what a rebuild would do, by hand): drop db2's own row and binlog,
+    then follow db1 from db1's position (db2 held everything else of db1)."""
+    db1 = connect("db1")
+    position = scalar(db1, "SELECT @@gtid_binlog_pos")
+    sql = (f"SET sql_log_bin = 0; DELETE FROM {DB}.markers WHERE token = 'diverged'; "
+           f"STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos = '{position}'; START SLAVE")
+    subprocess.run(lab.nsenter_argv("db2", ["mariadb", "-e", sql]), check=True,
+                   capture_output=True, timeout=30)
+
+
+def test_the_page_discovery_cost(deployed: DeployRun, lab: Lab) -> None:
+    """Page time with the remembered primary, and when every request must ask the nodes."""
+    cache = "/tmp/app_nulle-web1-db-primary"
+
+    def page_ms(forget: bool) -> list[float]:
+        times = []
+        for _ in range(30):
+            if forget:
+                subprocess.run(lab.nsenter_argv("web1", ["rm", "-f", cache]), check=True)
+            start = time.monotonic()
+            with urllib.request.urlopen(PAGE, timeout=8) as response:
+                page = response.read().decode()
+            times.append((time.monotonic() - start) * 1000)
+            match = DB_LINE.search(page)
+            assert match and match.group(2) == "10.5.1.211", page
+        return sorted(times)
+
+    cached, asked = page_ms(False), page_ms(True)
+    print(f"\npage median: {cached[15]:.1f} ms with the remembered primary, "
+          f"{asked[15]:.1f} ms when it asks every node")
