@@ -34,7 +34,8 @@ def test_format_entry_puts_the_node_name_on_the_line() -> None:
 
 
 class FakeChannel:
-    """Chunks as paramiko's Channel delivers them (recv_ready/recv/exit_status_ready)."""
+    """Chunks as paramiko's Channel delivers them (recv_ready/recv, eof_received once the
+    remote end closed its output)."""
 
     def __init__(self, chunks: list[bytes], exits: bool = False) -> None:
         self.chunks, self.exits = list(chunks), exits
@@ -45,7 +46,8 @@ class FakeChannel:
     def recv(self, _size: int) -> bytes:
         return self.chunks.pop(0)
 
-    def exit_status_ready(self) -> bool:
+    @property
+    def eof_received(self) -> bool:
         return self.exits and not self.chunks
 
 
