@@ -21,8 +21,10 @@ from pathlib import Path
 
 from nornir.core.inventory import Inventory
 
+from tasks.core.guard import ensure_lab_targets
 from tasks.core.inventory import tier_hosts, vip
-from tasks.core.settings import ProjectError
+from tasks.core.nornir_build import build_nornir
+from tasks.core.settings import EXIT_BAD_INVENTORY, ProjectError, Settings
 from tasks.web.page import parse_html
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
@@ -68,6 +70,17 @@ def app_site(inventory: Inventory) -> AppSite | None:
         return None
     proxy = tier_hosts(inventory, "rp")[0]
     return AppSite(f"{proxy['app_name']}.{proxy['domain']}", address)
+
+
+def checked_site(settings: Settings) -> AppSite:
+    """The app's site from the inventory; in lab mode only once the VIP is behind the bridge."""
+    site = app_site(build_nornir(settings, check_lab=False).inventory)
+    if site is None:
+        raise ProjectError(f"{settings.groups_file}: no proxy tier (rp), so no VIP to open "
+                           "the app at", EXIT_BAD_INVENTORY)
+    if settings.is_lab:
+        ensure_lab_targets(settings, [site.address])
+    return site
 
 
 def find_chromium() -> str:
