@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium (headless) and a font: the app in a real browser (runbooks/browse.py, make demo).
 PACKAGES=(openssh-server nginx keepalived apache2 libapache2-mod-php php-mysql mariadb-server
-          tini tcpdump tshark curl iproute2 util-linux procps python3-venv)
+          tini tcpdump tshark curl iproute2 util-linux procps python3-venv
+          chromium fonts-dejavu-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -241,10 +241,69 @@ if ($db !== null) {
     }
 }
 
-echo "app: app_nulle\n";
-echo 'served-by: ' . SERVED_BY . "\n";
-echo "session: $session\n";
-echo "db: $db\n";
+// --- Output: the same "key: value" facts as plain text (curl, probes, tests parse it), or
+// as a small HTML page when the client prefers text/html over text/plain (a browser sends
+// "text/html,...;q=0.9,*/*;q=0.8", curl "*/*": a tie keeps plain text). Every value is
+// escaped in HTML; no external resource, no script.
+
+// The q of the client's best Accept range for $type ("text/html"): 1.0 without Accept.
+function accept_q(string $accept, string $type): float
+{
+    if (trim($accept) === '') {
+        return 1.0;
+    }
+    [$major] = explode('/', $type);
+    $best = [-1, 0.0];  // [specificity, q]: the most specific matching range wins
+    foreach (explode(',', strtolower($accept)) as $range) {
+        $parts = array_map('trim', explode(';', $range));
+        $rank = array_search($parts[0], ['*/*', "$major/*", $type], true);
+        if ($rank === false || $rank < $best[0]) {
+            continue;
+        }
+        $q = 1.0;
+        foreach (array_slice($parts, 1) as $param) {
+            if (preg_match('/^q=([01](?:\.\d{0,3})?)$/', $param, $m) === 1) {
+                $q = (float) $m[1];
+            }
+        }
+        $best = [$rank, $q];
+    }
+    return $best[1];
+}
+
+function wants_html(): bool
+{
+    $accept = $_SERVER['HTTP_ACCEPT'] ?? '';
+    $accept = is_string($accept) ? $accept : '';
+    return accept_q($accept, 'text/html') > accept_q($accept, 'text/plain');
+}
+
+function html_page(array $facts): string
+{
+    $e = fn (string $text): string => htmlspecialchars($text, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
+    $rows = '';
+    foreach ($facts as $key => $value) {
+        $rows .= '<dt>' . $e($key) . '</dt><dd id="' . $e($key) . '">' . $e($value) . "</dd>\n";
+    }
+    $title = $e($facts['app']) . ' on ' . $e(explode(' ', $facts['served-by'])[0]);
+    return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        . "<title>$title</title>\n<style>body{font-family:sans-serif;margin:2em}"
+        . "dl{display:grid;grid-template-columns:max-content auto;gap:.4em 1.2em}"
+        . "dt{font-weight:bold}dd{margin:0;font-family:monospace}</style>\n</head>\n<body>\n"
+        . "<h1>$title</h1>\n<dl>\n$rows</dl>\n</body>\n</html>\n";
+}
+
+$facts = ['app' => 'app_nulle', 'served-by' => SERVED_BY, 'session' => $session, 'db' => $db];
 if ($replica !== null) {
-    echo "db-replica: $replica\n";
+    $facts['db-replica'] = $replica;
+}
+header('Vary: Accept');
+if (wants_html()) {
+    header('Content-Type: text/html; charset=utf-8');
+    header("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'");
+    echo html_page($facts);
+} else {
+    foreach ($facts as $key => $value) {
+        echo "$key: $value\n";
+    }
 }
