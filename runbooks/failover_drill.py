@@ -10,30 +10,14 @@ from __future__ import annotations
 import _venv  # noqa: F401  (first: continue inside the project's .venv)
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
 
 from rich.console import Console
 
-from tasks.core.settings import ProjectError, Settings, fail, load_settings
+from tasks.core.settings import ProjectError, fail
 from tasks.drill import arguments as a
-from tasks.drill import report as text
-from tasks.drill import web_report
-from tasks.drill.context import DrillOptions, build_context
-from tasks.drill.evidence import EvidencePaths
-from tasks.drill.experiment import run_drill
-from tasks.drill.faults import fault_named
-from tasks.drill.offline import analyze_saved_capture, capture_exit_code
-from tasks.drill.record import Experiment
-from tasks.drill.web_context import build_web_context
-from tasks.drill.web_experiment import run_web_drill
-from tasks.drill.web_faults import web_fault_named
-from tasks.drill.web_record import WebExperiment
+from tasks.drill.run import RP_PROBE_TIMEOUT, Printer, run_from_options
 from tp5lab.control import Lab
-
-RP_PROBE_TIMEOUT = DrillOptions().probe_timeout  # short: a takeover shows as failed requests
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -70,85 +54,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def analyze_only(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    capture, lines = analyze_saved_capture(args.analyze, settings, args.vip, args.png)
-    show(lines)
-    save_json(args.json, {"capture": capture.to_dict()})
-    return capture_exit_code(capture)
-
-
-def progress(message: str) -> None:
-    show([f"{time.strftime('%H:%M:%S')} … {message}"], "dim")
-
-
-def drill(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    if args.group == "web":
-        return web_drill(args, settings)
-    fault = fault_named(args.fault, settings.is_lab)
-    lab = Lab(settings) if settings.is_lab else None  # tasks/ never imports tp5lab
-    options = DrillOptions(args.capture, args.iface, args.probe_interval,
-                           args.probe_timeout or RP_PROBE_TIMEOUT, args.settle)
-    ctx = build_context(settings, args.group, options, target=args.target, lab=lab,
-                        progress=progress)
-    show(text.header_lines(ctx, fault, args.repeat))
-
-    def print_run(number: int, exp: Experiment) -> None:
-        console.rule(f"{exp.fault} on {exp.target} (run {number}/{args.repeat})")
-        *lines, verdict = text.experiment_lines(exp, ctx.names)
-        show(lines)
-        show([verdict], "green" if exp.ok else "red")
-
-    run = run_drill(ctx, fault, args.repeat, args.target, EvidencePaths(args.pcap, args.png),
-                    on_experiment=print_run)
-    show(text.repeat_lines(run))
-    save_json(args.json, run.to_dict())
-    if run.interrupted:
-        print(text.interruption_line(run), file=sys.stderr)
-        return 130
-    return 0 if run.ok else 1
-
-
-def web_drill(args: argparse.Namespace, settings: Settings) -> int:
-    fault = web_fault_named(args.fault, settings.is_lab)
-    options = DrillOptions(probe_interval=args.probe_interval, settle_timeout=args.settle)
-    ctx = build_web_context(settings, options, target=args.target,
-                            probe_timeout=args.probe_timeout,
-                            lab=Lab(settings) if settings.is_lab else None, progress=progress)
-    show(web_report.header_lines(ctx, fault, args.repeat))
-
-    def print_run(number: int, exp: WebExperiment) -> None:
-        console.rule(f"{exp.fault} on {exp.target} (run {number}/{args.repeat})")
-        *lines, verdict = web_report.experiment_lines(exp)
-        show(lines)
-        show([verdict], "green" if exp.ok else "red")
-
-    paths = EvidencePaths(None, args.png)
-    run = run_web_drill(ctx, fault, args.repeat,
-                        lambda n: paths.for_run(f"web-{fault.name}", n, args.repeat)[1],
-                        on_experiment=print_run)
-    save_json(args.json, run.to_dict())
-    if run.interrupted:
-        print(web_report.interruption_line(run.left_faulted), file=sys.stderr)
-        return 130
-    return 0 if run.ok else 1
-
-
-def save_json(path: Path | None, data: dict) -> None:
-    if path is not None:
-        path.write_text(json.dumps(data, indent=2, default=str))
-        show([f"results: {path}"])
-
-
 def show(lines: list[str], style: str | None = None) -> None:
     for line in lines:
         console.print(line, style=style, markup=False)
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    return analyze_only(args) if args.analyze else drill(args)
+    return run_from_options(parse_args(argv), Lab, Printer(show, console.rule))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,17 @@ def route_device(address: str) -> str | None:
     return routes[0].get("dev") if routes else None
 
 
+def route_source(address: str) -> str | None:
+    """This machine's own address on the route to `address` (None if no route or source)."""
+    proc = subprocess.run(
+        ["ip", "-j", "route", "get", address], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return None
+    routes = json.loads(proc.stdout or "[]")
+    return routes[0].get("prefsrc") if routes else None
+
+
 def bridge_is_up(bridge: str) -> bool:
     proc = subprocess.run(
         ["ip", "-j", "link", "show", "dev", bridge], capture_output=True, text=True, check=False

@@ -198,19 +198,20 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
                               "once mariadb runs"], connection=None)
     deadline = time.monotonic() + START_WAIT
     conn, _ = _admin_connect(target, host, deadline)
-    who = f"{ADMIN_USER}@{target.admin_from()}"
+    origin = target.admin_from(str(host.hostname))
+    who = f"{ADMIN_USER}@{origin}"
     if conn is not None:
         if _admin_grants_current(conn) or task.is_dry_run():
             return _report(task, [], connection=conn)
         conn.close()
         check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
-            target.admin_from(), native_password_hash(target.secrets.admin)))
+            origin, native_password_hash(target.secrets.admin)))
         return _report(task, [f"set the privileges of the admin account {who}"],
                        connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
         return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
                               "schema and replication"], connection=None)
-    sql = admin_bootstrap_sql(target.admin_from(), native_password_hash(target.secrets.admin))
+    sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin))
     check_command(task, "mariadb --batch", stdin=sql)
     conn, code = _admin_connect(target, host, deadline)
     if conn is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -19,7 +20,7 @@ import pymysql
 import pymysql.cursors
 from nornir.core.inventory import Host
 
-from tasks.core.guard import check_addresses
+from tasks.core.guard import check_addresses, route_source
 from tasks.core.secrets import DbSecrets, db_secrets
 from tasks.core.settings import Settings
 from tasks.deploy.errors import describe_error
@@ -30,6 +31,8 @@ CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 30
 # Where the admin account may connect from on real machines (the lab uses the bridge address).
 ADMIN_FROM_ENV = "TP5_DB_ADMIN_FROM"
+# A MariaDB account host part: an address, a host name or a pattern, nothing that quotes.
+ADMIN_FROM = re.compile(r"[A-Za-z0-9.%_:-]{1,255}")
 
 
 class DbError(Exception):
@@ -55,11 +58,23 @@ class DbTarget:
         """The passwords: the lab's generated files, or the environment (read on first use)."""
         return db_secrets("lab" if self.is_lab else "real")
 
-    def admin_from(self) -> str:
-        """The host part of the admin account: the controller's lab address, or the env's."""
+    def admin_from(self, address: str) -> str:
+        """The host part of the admin account on the db node at `address`: the controller's
+        lab address; on real machines the controller's own address on the route to that node,
+        or what TP5_DB_ADMIN_FROM says (the explicit way to allow more, e.g. `10.0.0.%`)."""
         if self.is_lab:
             return str(ipaddress.ip_interface(self.bridge_address).ip)
-        return os.environ.get(ADMIN_FROM_ENV, "%")
+        explicit = os.environ.get(ADMIN_FROM_ENV)
+        if explicit is not None:
+            if not ADMIN_FROM.fullmatch(explicit):
+                raise DbError(f"{ADMIN_FROM_ENV}={explicit!r}: not an address, host name or "
+                              "MariaDB host pattern (letters, digits, '.', '-', ':', '%', '_')")
+            return explicit
+        source = route_source(address)
+        if source is None:
+            raise DbError(f"cannot tell this controller's address toward {address} (no route); "
+                          f"set {ADMIN_FROM_ENV} to where the admin account may connect from")
+        return source
 
 
 def native_password_hash(password: str) -> str:

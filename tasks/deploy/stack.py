@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,21 +128,34 @@ def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
 def end_to_end(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome,
                options: DeployOptions) -> None:
     """The checks of the tiers deployed: the database (db), the VIP and the round-robin
-    through it (web or rp). Each adds its line and its part of the JSON to `outcome`."""
+    through it (web or rp). Each adds its line and its part of the JSON to `outcome`. The
+    database check (SQL to the db nodes) runs beside the others (SSH and HTTP to the proxies):
+    the deploy waits for the longer, not for both; its line still comes first."""
     tiers = {r.tier for r in outcome.reports}
-    if "db" in tiers:
-        database_check(nr, run, settings, outcome)
-    if {"web", "rp"} & tiers and tier_hosts(nr.inventory, "rp"):
-        if vip_check(nr, outcome, options.vip_wait):
-            round_robin_check(nr, settings, outcome, options.requests, "rp" in tiers)
-        else:
-            address = vip(nr.inventory)
-            outcome.checks["round_robin"] = {"ok": False, "skipped": "no proxy holds the VIP"}
-            outcome.lines.append(CheckLine(False, f"round-robin through {address}: not tried "
-                                                  "(no proxy holds the VIP)"))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        database = pool.submit(database_check, nr, run, settings, outcome) \
+            if "db" in tiers else None
+        web_lines: list[CheckLine] = []
+        if {"web", "rp"} & tiers and tier_hosts(nr.inventory, "rp"):
+            web_lines = web_checks(nr, settings, outcome, options, "rp" in tiers)
+    db_lines = [database.result()] if database is not None else []
+    outcome.lines.extend(db_lines + web_lines)
 
 
-def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome) -> None:
+def web_checks(nr: Nornir, settings: Settings, outcome: DeployOutcome, options: DeployOptions,
+               proxies_deployed: bool) -> list[CheckLine]:
+    """The VIP, then the round-robin through it (not tried when no proxy holds the VIP)."""
+    vip_line, held = vip_check(nr, outcome, options.vip_wait)
+    if held:
+        return [vip_line, round_robin_check(nr, settings, outcome, options.requests,
+                                            proxies_deployed)]
+    outcome.checks["round_robin"] = {"ok": False, "skipped": "no proxy holds the VIP"}
+    return [vip_line, CheckLine(False, f"round-robin through {vip(nr.inventory)}: not tried "
+                                       "(no proxy holds the VIP)")]
+
+
+def database_check(nr: Nornir, run: Nornir, settings: Settings,
+                   outcome: DeployOutcome) -> CheckLine:
     """The README's database check on the deployed db hosts: a marker row written on the
     primary is read on each replica, and a write on the replica is refused."""
     started = time.monotonic()
@@ -161,7 +175,7 @@ def database_check(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployO
     outcome.checks["database"] = {"ok": ok, "hosts": seen, "errors": errors,
                                   "skipped": skipped,
                                   "seconds": round(time.monotonic() - started, 3)}
-    outcome.lines.append(CheckLine(ok, database_line(seen, errors, skipped)))
+    return CheckLine(ok, database_line(seen, errors, skipped))
 
 
 def database_line(seen: dict[str, dict], errors: dict[str, str], skipped: list[str]) -> str:
@@ -179,9 +193,9 @@ def database_line(seen: dict[str, dict], errors: dict[str, str], skipped: list[s
     return "database: " + "; ".join(parts)
 
 
-def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> bool:
-    """The VIP on the expected MASTER alone (any single holder without preemption); False
-    when no proxy holds it (nothing to send requests to)."""
+def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> tuple[CheckLine, bool]:
+    """The VIP on the expected MASTER alone (any single holder without preemption), and
+    whether any proxy holds it (False: nothing to send requests to)."""
     proxies = tier_hosts(nr.inventory, "rp")
     master = expected_master(nr.inventory)
     address = str(vip(nr.inventory))
@@ -190,8 +204,7 @@ def vip_check(nr: Nornir, outcome: DeployOutcome, timeout: float) -> bool:
     check = wait_for_vip(rp, address, master, timeout, known=known)
     outcome.checks["vip"] = {"ok": check.ok, "holders": check.holders, "master": master,
                              "waited": round(check.waited, 3)}
-    outcome.lines.append(CheckLine(check.ok, check.describe()))
-    return bool(check.holders)
+    return CheckLine(check.ok, check.describe()), bool(check.holders)
 
 
 def expected_servers(nr: Nornir, reports: list[HostReport]) -> tuple[list[str], list[str]]:
@@ -220,7 +233,7 @@ def round_robin_hint(errors: list[str], missing: list[str], proxies_in_run: bool
 
 
 def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
-                      requests: int, proxies_in_run: bool = True) -> None:
+                      requests: int, proxies_in_run: bool = True) -> CheckLine:
     """`requests` GETs through the VIP (default 3 per web server) cover the web tier."""
     address = str(vip(nr.inventory))
     expected, allowed = expected_servers(nr, outcome.reports)
@@ -237,5 +250,5 @@ def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
     proxy = tier_hosts(nr.inventory, "rp")[0]
     hint = round_robin_hint(rr.errors, missing, proxies_in_run,
                             str(proxy.get("lb_fail_timeout", "")))
-    outcome.lines.append(CheckLine(ok, f"round-robin through {address}, {count} requests: "
-                                       f"{dist}{errors}{hint}"))
+    return CheckLine(ok, f"round-robin through {address}, {count} requests: "
+                         f"{dist}{errors}{hint}")

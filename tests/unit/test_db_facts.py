@@ -23,7 +23,7 @@ from tasks.db.facts import (
     privilege_sets,
     replica_actions,
 )
-from tasks.db.sql import DbTarget, native_password_hash
+from tasks.db.sql import DbError, DbTarget, native_password_hash
 from tasks.db.status import DURABILITY, SemiSync
 from tasks.db.verify import NodeStatus, cluster_status
 from tasks.deploy.errors import describe_error
@@ -253,12 +253,21 @@ def test_app_db_settings(inventory) -> None:
 def test_db_target_comes_from_the_settings(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     lab = DbTarget.from_settings(load_settings())
-    assert lab.is_lab and lab.admin_from() == "10.5.1.1"
+    assert lab.is_lab and lab.admin_from("10.5.1.211") == "10.5.1.1"
     config = tmp_path / "config.yaml"
     config.write_text("user_defined:\n  target: real\n")
     real = DbTarget.from_settings(load_settings(config))
+    monkeypatch.delenv("TP5_DB_ADMIN_FROM", raising=False)
+    # Real machines: by default only the controller's own address toward the node (here the
+    # loopback route: 127.0.0.1), never any host ('%') unless said explicitly.
+    assert not real.is_lab and real.admin_from("127.0.0.1") == "127.0.0.1"
     monkeypatch.setenv("TP5_DB_ADMIN_FROM", "10.9.0.%")
-    assert not real.is_lab and real.admin_from() == "10.9.0.%"
+    assert real.admin_from("127.0.0.1") == "10.9.0.%"
+    for hostile in ("%' IDENTIFIED BY 'x", "a b", "", "10.0.0.1\n", "é.example"):
+        monkeypatch.setenv("TP5_DB_ADMIN_FROM", hostile)
+        with pytest.raises(DbError, match="TP5_DB_ADMIN_FROM"):
+            real.admin_from("127.0.0.1")
+    monkeypatch.delenv("TP5_DB_ADMIN_FROM")
     monkeypatch.delenv("TP5_DB_APP_PASSWORD", raising=False)
     with pytest.raises(ProjectError, match="TP5_DB_APP_PASSWORD"):
         real.secrets  # noqa: B018  (read on first use, from the environment)
