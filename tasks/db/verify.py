@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pymysql
 from nornir.core.inventory import Host, Inventory
@@ -26,7 +27,7 @@ from nornir.core.task import Result, Task
 from tasks.core.inventory import tier_hosts
 from tasks.db.deploy import database_name
 from tasks.db.facts import forbidden_admin_privileges
-from tasks.db.sql import DbError, DbTarget, connect_admin, query
+from tasks.db.sql import DbError, DbTarget, connect_admin, query, scalar
 from tasks.db.status import (  # noqa: F401  (re-exported: the status view's names)
     ClusterStatus,
     NodeStatus,
@@ -43,20 +44,31 @@ READ_ONLY_ERROR = 1290
 
 
 def tier_statuses(target: DbTarget, inventory: Inventory) -> list[NodeStatus]:
-    """Every db node's NodeStatus (an unreachable one carries its error)."""
-    nodes = []
-    for host in tier_hosts(inventory, "db"):
-        try:
-            conn = connect_admin(target, host, read_timeout=10)
-        except DbError as exc:
-            nodes.append(NodeStatus(host.name, host.hostname, str(host["db_role"]),
-                                    reachable=False, error=str(exc)))
-            continue
-        try:
-            nodes.append(read_node_status(conn, host))
-        finally:
+    """Every db node's NodeStatus (an unreachable one carries its error).
+
+    A writable node's binary-log position is read again after every node was read: writes go
+    on meanwhile (the app, the deploy's own checks), so a replica read after an earlier read
+    of its primary could look ahead of it and be taken for a diverged node."""
+    nodes: list[NodeStatus] = []
+    conns: dict[str, pymysql.connections.Connection] = {}
+    try:
+        for host in tier_hosts(inventory, "db"):
+            try:
+                conns[host.name] = connect_admin(target, host, read_timeout=10)
+            except DbError as exc:
+                nodes.append(NodeStatus(host.name, host.hostname, str(host["db_role"]),
+                                        reachable=False, error=str(exc)))
+                continue
+            nodes.append(read_node_status(conns[host.name], host))
+        return [_binlog_read_last(n, conns[n.name]) if n.name in conns and n.read_only is False
+                else n for n in nodes]
+    finally:
+        for conn in conns.values():
             conn.close()
-    return nodes
+
+
+def _binlog_read_last(node: NodeStatus, conn: pymysql.connections.Connection) -> NodeStatus:
+    return replace(node, gtid_binlog_pos=str(scalar(conn, "SELECT @@gtid_binlog_pos") or ""))
 
 
 def _own_problems(cluster: ClusterStatus, name: str) -> list[str]:

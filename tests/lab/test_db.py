@@ -25,7 +25,9 @@ from tasks.core.settings import ProjectError, load_settings
 from tasks.db.sql import DbTarget, connect_admin, query, scalar
 from tasks.db.verify import (
     cluster_from_results,
+    cluster_status,
     db_status,
+    tier_statuses,
     verify_db,
     wait_marker,
     write_marker,
@@ -166,6 +168,32 @@ def test_rows_written_on_the_primary_appear_on_the_replica(lab: Lab) -> None:
     assert written <= wait_same_rows(primary, replica)
     token = write_marker(primary, DB, "one more")
     assert wait_marker(replica, DB, token, 5.0) is not None
+
+
+def test_a_replica_is_never_taken_for_diverged_while_the_primary_takes_writes(
+        lab: Lab) -> None:
+    """Writes go on while the tier is read (the app, the deploy's own checks): the replica's
+    position may then be past an earlier read of the primary's; no false DIVERGED."""
+    nr = db_nornir()
+    stop = threading.Event()
+    primary = connect(nr, "db1")
+
+    def write() -> None:
+        deadline = time.monotonic() + 10  # bounded in time and count
+        for _ in range(2000):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            write_marker(primary, DB, "while reading the tier")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        for _ in range(25):
+            problems = cluster_status(tier_statuses(target(), nr.inventory)).problems
+            assert not [p for p in problems if "DIVERGED" in p], problems
+    finally:
+        stop.set()
+        writer.join(15)
 
 
 def inside(lab: Lab, host: str, command: str, env: dict[str, str] | None = None,
