@@ -208,8 +208,11 @@ def _verify(task: Task, stack: Stack, report: HostReport, state: HostState) -> N
     with timed(report, "wait"):
         stack.gate.wait_for(after, CHECK_WAIT)
     if report.tier == "db":
-        with timed(report, "verify"):
-            task.run(task=check_db_node, target=stack.db, inventory=stack.inventory)
+        # Unchanged: the tier survey of converge_role just read it, and the run's database
+        # check (tasks/deploy/stack.py) reads the whole tier again after every host.
+        if report.files or report.started or report.actions:
+            with timed(report, "verify"):
+                task.run(task=check_db_node, target=stack.db, inventory=stack.inventory)
         return
     # Nothing changed here nor in the tiers it depends on: the state read is the state now.
     fresh = bool(report.files or report.started or report.actions) or stack.gate.changed(after)

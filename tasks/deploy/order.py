@@ -4,8 +4,8 @@ Only what applies waits, and only for what it needs (``prerequisites``): a web n
 goes live at once, its database settings (service ``app``) once the db tier is done; a proxy's
 Keepalived needs nothing from the other tiers, so on a first deploy the proxies' VRRP election
 runs while the web and db tiers deploy; NGINX waits for them when it is already serving.
-Checks are ordered too (``verify_after``): a proxy is checked once the web and db hosts of
-the run are done, whether or not the proxy itself changed, at most ``CHECK_WAIT`` seconds;
+Checks are ordered too (``verify_after``): a proxy is checked once the web hosts of the run
+are done, whether or not the proxy itself changed, at most ``CHECK_WAIT`` seconds;
 the gate also tells whether any of those hosts changed (``changed``), so that an unchanged
 proxy is checked afresh then (and reloaded when its web servers came up: tasks/deploy/host.py).
 """
@@ -90,6 +90,6 @@ def prerequisites(tier: str, service: str, running: bool = True) -> tuple[str, .
 
 
 def verify_after(tier: str) -> tuple[str, ...]:
-    """Tiers to finish before a host is checked, changed or not (a proxy answers through the
-    web tier)."""
-    return earlier("rp") if tier == "rp" else ()
+    """Tiers to finish before a host is checked, changed or not: a proxy answers through the
+    web tier (the db tier is not on its check's path: the page answers without it)."""
+    return ("web",) if tier == "rp" else ()
