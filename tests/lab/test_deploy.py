@@ -4,6 +4,7 @@ database check that fails the deploy."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DeployRun
+from rich.console import Console
 
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import load_settings
@@ -21,6 +23,7 @@ from tasks.deploy.checks import check_round_robin
 from tasks.deploy.host import Stack, deploy_host
 from tasks.deploy.order import TierGate
 from tasks.deploy.report import report_of
+from tasks.deploy.stack import DeployOptions, deploy_stack
 from tp5lab.control import Lab
 from tp5lab.inventory_factory import write_inventory
 
@@ -139,6 +142,29 @@ def test_a_broken_template_fails_validation_and_the_previous_config_keeps_servin
     assert inside(lab, "rp1", "ls /etc/nginx/conf.d") == "app_nulle.conf\n"
     rr = check_round_robin(VIP, 6, bridge="tp5br0")
     assert rr.covers(WEBS), rr
+
+
+def test_when_both_proxies_fail_validation_the_checks_read_what_still_serves(
+    deployed: DeployRun, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both pushes refused: the previous config stays live, and the VIP and round-robin
+    checks say so (VIP on rp1, every web server answering), not "held by no proxy"."""
+    real_render = plan_module.render_file
+
+    def broken(task, template: str, context: dict, secret: bool = False):  # noqa: ANN001, ANN202
+        result = real_render(task, template, context, secret)
+        if template == "nginx/site.conf.j2":
+            result.content += "this_is_not_a_directive on;\n"
+        return result
+
+    monkeypatch.setattr(plan_module, "render_file", broken)
+    outcome = deploy_stack(DeployOptions(groups=("rp",), vip_wait=5.0), Console(file=io.StringIO()))
+    assert sorted(outcome.failed) == ["rp1", "rp2"] and not outcome.ok
+    vip_line = next(c for c in outcome.lines if "VIP" in c.line)
+    assert vip_line.ok and "on rp1" in vip_line.line, vip_line
+    round_robin = next(c for c in outcome.lines if c.line.startswith("round-robin"))
+    assert round_robin.ok, round_robin
+    assert outcome.checks["vip"]["waited"] < 5.0  # read at once, not waited out
 
 
 def test_group_rp_touches_only_the_proxies(deployed: DeployRun, deploy: Deploy, lab: Lab) -> None:
