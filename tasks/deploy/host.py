@@ -208,11 +208,9 @@ def _verify(task: Task, stack: Stack, report: HostReport, state: HostState) -> N
     with timed(report, "wait"):
         stack.gate.wait_for(after, CHECK_WAIT)
     if report.tier == "db":
-        # Unchanged: the tier survey of converge_role just read it, and the run's database
-        # check (tasks/deploy/stack.py) reads the whole tier again after every host.
-        if report.files or report.started or report.actions:
-            with timed(report, "verify"):
-                task.run(task=check_db_node, target=stack.db, inventory=stack.inventory)
+        # Always: a db node that is wrong for its role (a writable replica) fails as a host.
+        with timed(report, "verify"):
+            task.run(task=check_db_node, target=stack.db, inventory=stack.inventory)
         return
     # Nothing changed here nor in the tiers it depends on: the state read is the state now.
     fresh = bool(report.files or report.started or report.actions) or stack.gate.changed(after)
