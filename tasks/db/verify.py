@@ -175,8 +175,11 @@ def _verify_replica(conn: pymysql.connections.Connection, status: NodeStatus,
     if delay is None:
         problems.append(f"{host.name}: the marker written on {primary.name} was not read "
                         f"here within {marker_timeout:.1f} s")
-    refusal = None if forbidden else write_refusal(conn, db)
-    if refusal is None and not forbidden:
+    # Never try the write on a node that is not read-only: it would land there and leave
+    # the replica diverged (the survey has already named the problem).
+    probe = not forbidden and status.read_only is True
+    refusal = write_refusal(conn, db) if probe else None
+    if probe and refusal is None:
         problems.append(f"{host.name}: a write on the replica was accepted (read_only off?)")
     if problems:
         raise DbError("; ".join(problems))
