@@ -73,6 +73,14 @@ def run_deploy(*args: str, timeout: float = 180) -> DeployRun:
     return DeployRun(proc.returncode, proc.stdout, proc.stderr, summary, seconds)
 
 
+def run_lab(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """runbooks/lab.py as a user runs it (this test session already holds the lab lock)."""
+    argv = [sys.executable, "runbooks/lab.py", *(["--config", str(config)] if config else []),
+            *args]
+    return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "TP5_LAB_LOCK_HELD": "1"})
+
+
 @pytest.fixture(scope="session")
 def deploy() -> Callable[..., DeployRun]:
     """`deploy("--group", "rp", ...)`: run runbooks/deploy.py, get a DeployRun."""

@@ -62,15 +62,13 @@ def app_entry(settings: Settings) -> AppEntry | None:
     """`<app_name>.<domain>` -> VIP, read through the framework's inventory (no connection).
 
     None when the inventory has no proxy tier (no VIP to name)."""
-    from tasks.core.inventory import tier_hosts, vip
+    from tasks.core.inventory import app_at_vip
     from tasks.core.nornir_build import build_nornir
 
-    inventory = build_nornir(settings, check_lab=False).inventory
-    address = vip(inventory)
-    if address is None:
+    app = app_at_vip(build_nornir(settings, check_lab=False).inventory)
+    if app is None:
         return None
-    proxy = tier_hosts(inventory, "rp")[0]
-    name = f"{proxy.get('app_name')}.{proxy.get('domain')}"
+    name, address, proxy = app
     return checked_entry(name, address, f"{settings.groups_file} (host {proxy.name})")
 
 

@@ -36,26 +36,23 @@ class LabNotReady(ProjectError):
         super().__init__(f"refusing to connect: {message}", 3)
 
 
-def route_device(address: str) -> str | None:
-    """The interface the kernel would use to reach address (None if no route)."""
+def _route(address: str) -> dict:
+    """The kernel's route to address (`ip -j route get`), empty when there is none."""
     proc = subprocess.run(
         ["ip", "-j", "route", "get", address], capture_output=True, text=True, check=False
     )
-    if proc.returncode != 0:
-        return None
-    routes = json.loads(proc.stdout or "[]")
-    return routes[0].get("dev") if routes else None
+    routes = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    return routes[0] if routes else {}
+
+
+def route_device(address: str) -> str | None:
+    """The interface the kernel would use to reach address (None if no route)."""
+    return _route(address).get("dev")
 
 
 def route_source(address: str) -> str | None:
     """This machine's own address on the route to `address` (None if no route or source)."""
-    proc = subprocess.run(
-        ["ip", "-j", "route", "get", address], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        return None
-    routes = json.loads(proc.stdout or "[]")
-    return routes[0].get("prefsrc") if routes else None
+    return _route(address).get("prefsrc")
 
 
 def bridge_is_up(bridge: str) -> bool:

@@ -37,6 +37,20 @@ def fqdn(host: Host) -> str:
     return f"{host.name}.{host['domain']}"
 
 
+def app_fqdn(host: Host) -> str:
+    """The app's name, `<app_name>.<domain>` (the name clients use for the VIP)."""
+    return f"{host['app_name']}.{host['domain']}"
+
+
+def app_at_vip(inventory: Inventory) -> tuple[str, str, Host] | None:
+    """The app's name, the VIP it resolves to, and the proxy whose data gave them (None
+    without a proxy tier)."""
+    proxies = tier_hosts(inventory, "rp")
+    if not proxies:
+        return None
+    return app_fqdn(proxies[0]), str(proxies[0]["vip"]), proxies[0]
+
+
 def vip(inventory: Inventory) -> str | None:
     """The proxies' virtual IP (None without a proxy tier)."""
     proxies = tier_hosts(inventory, "rp")

@@ -18,7 +18,7 @@ from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 from nornir_jinja2.plugins.tasks import template_file
 
-from tasks.core.inventory import fqdn, tier_hosts, tier_of
+from tasks.core.inventory import app_fqdn, fqdn, tier_hosts, tier_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -130,7 +130,7 @@ def host_context(host: Host, inventory: Inventory) -> dict[str, Any]:
         "address": host.hostname,
         "domain": domain,
         "app_name": app_name,
-        "app_fqdn": f"{app_name}.{domain}",
+        "app_fqdn": app_fqdn(host),
         "app_root": f"/var/www/{app_name}",
         "db_config": f"/etc/{app_name}/db.php",
         "tier": tier,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from tasks.core.probe import ProbeRecord
 from tasks.drill.probe_analysis import ProbeAnalysis
@@ -68,13 +68,24 @@ class Experiment:
         }
 
 
+class Outcome(Protocol):
+    """What a run of any drill says about itself."""
+
+    ok: bool
+    interrupted: bool
+    left_faulted: str | None
+
+
+E = TypeVar("E", bound=Outcome)
+
+
 @dataclass
-class DrillRun:
+class Runs(Generic[E]):
     """The experiments of one drill, in order (it stops at the first that fails)."""
 
     fault: str
     repeat: int
-    experiments: list[Experiment] = field(default_factory=list)
+    experiments: list[E] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,8 +97,13 @@ class DrillRun:
 
     @property
     def left_faulted(self) -> str | None:
-        """A router whose restore did not complete, if any."""
+        """A node whose restore did not complete, if any."""
         return next((e.left_faulted for e in self.experiments if e.left_faulted), None)
+
+
+@dataclass
+class DrillRun(Runs[Experiment]):
+    """The proxy drill's experiments, with the takeovers and outages measured over them."""
 
     def takeovers(self) -> list[float]:
         return [e.capture.failover.takeover_s for e in self.experiments

@@ -13,6 +13,7 @@ from typing import Any
 from tasks.core.probe import ProbeRecord
 from tasks.drill.nginx_log import AccessLine
 from tasks.drill.nginx_site import NginxTimeouts
+from tasks.drill.record import Runs
 from tasks.drill.web_analysis import NginxView, PhaseStats
 
 
@@ -64,24 +65,8 @@ class WebExperiment:
 
 
 @dataclass
-class WebDrillRun:
-    """The experiments of one web drill, in order (it stops at the first that fails)."""
-
-    fault: str
-    repeat: int
-    experiments: list[WebExperiment] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.experiments) and all(e.ok for e in self.experiments)
-
-    @property
-    def interrupted(self) -> bool:
-        return any(e.interrupted for e in self.experiments)
-
-    @property
-    def left_faulted(self) -> str | None:
-        return next((e.left_faulted for e in self.experiments if e.left_faulted), None)
+class WebDrillRun(Runs[WebExperiment]):
+    """The web drill's experiments, in order (it stops at the first that fails)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"group": "web", "fault": self.fault, "runs": len(self.experiments),

@@ -22,7 +22,7 @@ from pathlib import Path
 from nornir.core.inventory import Inventory
 
 from tasks.core.guard import ensure_lab_targets
-from tasks.core.inventory import tier_hosts, vip
+from tasks.core.inventory import app_at_vip
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import EXIT_BAD_INVENTORY, ProjectError, Settings
 from tasks.web.page import parse_html
@@ -65,11 +65,8 @@ class Load:
 
 def app_site(inventory: Inventory) -> AppSite | None:
     """`<app_name>.<domain>` at the VIP, from the proxies' data (None without a proxy tier)."""
-    address = vip(inventory)
-    if address is None:
-        return None
-    proxy = tier_hosts(inventory, "rp")[0]
-    return AppSite(f"{proxy['app_name']}.{proxy['domain']}", address)
+    app = app_at_vip(inventory)
+    return AppSite(app[0], app[1]) if app else None
 
 
 def checked_site(settings: Settings) -> AppSite:

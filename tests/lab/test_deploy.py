@@ -112,11 +112,9 @@ def test_dry_run_after_an_inventory_change_shows_the_diff_and_changes_nothing(
     assert [again.status(h) for h in ("rp1", "rp2")] == ["unchanged", "unchanged"]
 
 
-def test_a_broken_template_fails_validation_and_the_previous_config_keeps_serving(
-    deployed: DeployRun, lab: Lab, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = inside(lab, "rp1", f"cat {NGINX_CONF}")
-    pid = inside(lab, "rp1", "cat /run/nginx.pid")
+@pytest.fixture
+def broken_nginx_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NGINX site renders with a line `nginx -t` rejects (for this test only)."""
     real_render = plan_module.render_file
 
     def broken(task, template: str, context: dict, secret: bool = False):  # noqa: ANN001, ANN202
@@ -126,6 +124,13 @@ def test_a_broken_template_fails_validation_and_the_previous_config_keeps_servin
         return result
 
     monkeypatch.setattr(plan_module, "render_file", broken)
+
+
+def test_a_broken_template_fails_validation_and_the_previous_config_keeps_serving(
+    deployed: DeployRun, lab: Lab, broken_nginx_template: None
+) -> None:
+    before = inside(lab, "rp1", f"cat {NGINX_CONF}")
+    pid = inside(lab, "rp1", "cat /run/nginx.pid")
     nr = build_nornir(groups=["rp"])
     full = build_nornir()
     stack = Stack(full.inventory, DbTarget.from_settings(load_settings()), TierGate({"rp": 2}))
@@ -145,19 +150,10 @@ def test_a_broken_template_fails_validation_and_the_previous_config_keeps_servin
 
 
 def test_when_both_proxies_fail_validation_the_checks_read_what_still_serves(
-    deployed: DeployRun, lab: Lab, monkeypatch: pytest.MonkeyPatch
+    deployed: DeployRun, lab: Lab, broken_nginx_template: None
 ) -> None:
     """Both pushes refused: the previous config stays live, and the VIP and round-robin
     checks say so (VIP on rp1, every web server answering), not "held by no proxy"."""
-    real_render = plan_module.render_file
-
-    def broken(task, template: str, context: dict, secret: bool = False):  # noqa: ANN001, ANN202
-        result = real_render(task, template, context, secret)
-        if template == "nginx/site.conf.j2":
-            result.content += "this_is_not_a_directive on;\n"
-        return result
-
-    monkeypatch.setattr(plan_module, "render_file", broken)
     outcome = deploy_stack(DeployOptions(groups=("rp",), vip_wait=5.0), Console(file=io.StringIO()))
     assert sorted(outcome.failed) == ["rp1", "rp2"] and not outcome.ok
     vip_line = next(c for c in outcome.lines if "VIP" in c.line)

@@ -13,14 +13,13 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import run_lab
 
 from tasks.core.guard import check_addresses
-from tasks.core.settings import REPO_ROOT
 from tp5lab import etc_hosts, paths
 from tp5lab.control import Lab, wait_ssh
 from tp5lab.inventory_factory import write_inventory
@@ -30,15 +29,6 @@ pytestmark = pytest.mark.lab
 APP = "app_nulle.tp5.b2"
 VIP = "10.5.1.110"
 BRIDGE = "tp5br0"
-
-
-def run_lab(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """runbooks/lab.py as a user runs it (this test session already holds the lab lock)."""
-    argv = [sys.executable, "runbooks/lab.py", *(["--config", str(config)] if config else []),
-            *args]
-    env = {**os.environ, "TP5_LAB_LOCK_HELD": "1"}
-    return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
-                          env=env)
 
 
 def block_markers() -> list[str]:

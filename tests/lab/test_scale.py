@@ -3,28 +3,16 @@ the round-robin through the VIP follows the inventory, never a removed server.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import DeployRun
+from conftest import DeployRun, run_lab
 
-from tasks.core.settings import REPO_ROOT
 from tp5lab.control import Lab
 from tp5lab.inventory_factory import write_inventory
 
 pytestmark = pytest.mark.lab
-
-
-def run_lab(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """runbooks/lab.py as a user runs it (this test session already holds the lab lock)."""
-    argv = [sys.executable, "runbooks/lab.py", *(["--config", str(config)] if config else []),
-            *args]
-    return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "TP5_LAB_LOCK_HELD": "1"})
 
 
 def served(run: DeployRun) -> set[str]:
