@@ -52,6 +52,7 @@ CATCH_UP = 30.0
 CHECK_WAIT = 10.0
 POLL = 0.005
 EPOCH_TABLE = "failovers"
+RECORD_WAIT = 5.0
 
 
 # --- preconditions -----------------------------------------------------------------------
@@ -186,10 +187,19 @@ def rebuild_command(name: str) -> str:
     return f"runbooks/db_failover.py rebuild {name}"
 
 
-def record_if_healthy(tier: Tier, steps: Steps) -> None:
-    """Record the tier as seen in sync (tasks.db.insync) when it is healthy now."""
-    if record_in_sync(cluster_status(tier_statuses(tier.target, tier.nr.inventory))):
-        steps.say("  recorded: the tier is in sync (what failover promotes from)")
+def record_if_healthy(tier: Tier, steps: Steps, wait: float = RECORD_WAIT) -> bool:
+    """Record the tier as seen in sync (tasks.db.insync) once it is healthy (a replica
+    under load may show a second of lag: asked again for up to `wait` s)."""
+    deadline = time.monotonic() + wait
+    while True:
+        cluster = cluster_status(tier_statuses(tier.target, tier.nr.inventory))
+        if record_in_sync(cluster):
+            steps.say("  recorded: the tier is in sync (what failover promotes from)")
+            return True
+        if time.monotonic() > deadline:
+            steps.say("  not recorded as in sync: " + "; ".join(cluster.problems))
+            return False
+        time.sleep(0.2)
 
 
 # --- the operations -----------------------------------------------------------------------

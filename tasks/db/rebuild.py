@@ -128,7 +128,7 @@ def rebuild(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> 
     primary = _preconditions(tier, name)
     with tier.conn(primary.name) as conn:
         paths = ClonePaths.of(str(scalar(conn, "SELECT @@GLOBAL.datadir")))
-    steps.say(f"rebuild: {name} re-cloned from the primary {primary.name}")
+    steps.say(f"rebuild: re-clone {name} from the primary {primary.name} (mariadb-backup)")
     position = _clone(tier, primary.name, name, paths, steps)
     _replace_data(tier, name, paths, steps)
     with steps.step(f"{name}: gtid_slave_pos = {position}, replicate from {primary.name} "
