@@ -224,7 +224,7 @@ def switchover(tier: Tier, to: str, steps: Steps, catch_up: float = CATCH_UP) ->
     with steps.step(f"check: {old} replicates from {to}, a marker goes through"):
         wait_replicating(tier, old, to, catch_up)
         check_pair(tier, to, old)
-        record_if_healthy(tier, steps)
+    record_if_healthy(tier, steps)
     pause = sum(steps.ms(p) for p in ("fence", "wait", "stop", "demote", "promote"))
     steps.say(f"switchover done: {to} is the primary, {old} its replica (writes refused "
               f"for about {pause:.0f} ms, fence to promotion)")
