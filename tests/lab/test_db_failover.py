@@ -8,6 +8,10 @@ Afterwards every ok row must be on the primary (lost = 0) and no row may appear 
 neither ok nor info (phantom = 0). The largest gap between two ok writes is printed (the
 write pause), never asserted (wall-clock).
 
+Without the load: a diverged replica refused by rejoin, then rebuilt with mariadb-backup (an
+interrupted rebuild run again); a dead replica blocking writes until `degrade`, and db_status
+saying so; a failover refused because the replica restarted since it was last seen in sync.
+
 Every test leaves the tier as it found it: primary db1, replica db2, in sync.
 """
 
