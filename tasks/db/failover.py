@@ -129,7 +129,7 @@ def make_replica(tier: Tier, name: str, primary: str) -> None:
         semi_sync_master(conn, False)  # fenced: nothing waits for an ack here
     host = tier.host(primary)
     tier.on(name, follow_primary, address=host.hostname, port=int(host["db_port"]),
-            password=tier.target.secrets.replication, demote=True)
+            password=tier.target.secrets.replication, demote=True, tls=tier.target.tls)
     with tier.conn(name) as conn:
         query(conn, "START SLAVE")
 
