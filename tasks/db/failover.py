@@ -312,8 +312,7 @@ def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> N
         if not node.reachable:
             raise Refused(f"{name} does not answer: {node.error}")
     _check_not_diverged(node, primary)
-    if node.role == "replica" and _source(tier, node) == primary.name and \
-            node.replica is not None and node.replica.running:
+    if _follows(tier, node, primary.name):
         steps.say(f"{name} already replicates from {primary.name}")
     else:
         with steps.step(f"{name}: replicate from {primary.name} (MASTER_DEMOTE_TO_SLAVE)"):
@@ -328,6 +327,14 @@ def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> N
     with steps.step(f"check: a marker goes from {primary.name} to {name}"):
         check_pair(tier, primary.name, name)
     steps.say(f"rejoin done: {name} replicates from {primary.name}")
+
+
+def _follows(tier: Tier, node: NodeStatus, primary: str) -> bool:
+    """`node` replicates from `primary`, running, over verified TLS exactly when the tier
+    uses TLS (real machines)."""
+    return (node.role == "replica" and _source(tier, node) == primary
+            and node.replica is not None and node.replica.running
+            and node.replica.verified_tls == tier.target.tls)
 
 
 def _check_not_diverged(node: NodeStatus, primary: NodeStatus) -> None:

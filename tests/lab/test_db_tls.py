@@ -110,6 +110,9 @@ def test_real_mode_runs_the_controller_and_replication_over_verified_tls(
         assert node_stat(lab, name, tls.NODE_KEY) == "640 root:mysql"
     assert {p.name for p in (tmp_path / "tls").iterdir()} >= {"ca.pem", "ca.key", "db1.pem",
                                                               "db1.key", "db2.pem", "db2.key"}
+    again, _, _ = deploy_db(real)  # certificates reused, accounts and replication kept
+    assert not again["db1"][0].changed and not again["db2"][0].changed, \
+        (actions(again, "db1"), actions(again, "db2"))
 
     # The controller's session is TLS, and its certificate was checked.
     conn = connect_admin(target, nr.inventory.hosts["db1"])
