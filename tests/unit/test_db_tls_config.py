@@ -23,6 +23,7 @@ from tasks.db.facts import (
 )
 from tasks.db.roles import change_master_sql
 from tasks.db.sql import DbError, DbTarget, tls_options
+from tasks.db.status import NodeStatus
 from tasks.deploy.files import (
     MARIADB_SETTINGS,
     by_service,
@@ -284,3 +285,19 @@ def test_the_controllers_connections_verify_tls_on_real_machines_only(
     assert tls_options(REAL, "db1") == {"ssl_ca": str(tmp_path / "tls" / "ca.pem"),
                                         "ssl_verify_cert": True, "ssl_verify_identity": True}
     assert REAL.tls and not LAB.tls
+
+
+@pytest.mark.parametrize(("row", "target", "follows"), [
+    (TLS_ROW, REAL, True), (PLAIN_ROW, REAL, False), (PLAIN_ROW, LAB, True),
+    (TLS_ROW, LAB, False), ({**TLS_ROW, "Slave_IO_Running": "No"}, REAL, False),
+])
+def test_rejoin_leaves_alone_only_a_replica_on_the_modes_channel(
+    inventory, row: dict[str, Any], target: DbTarget, follows: bool
+) -> None:
+    class Named(FakeTier):
+        def by_address(self, address: str) -> str | None:
+            return {"10.5.1.211": "db1", "10.5.1.212": "db2"}.get(address)
+
+    node = NodeStatus("db2", "10.5.1.212", "replica", read_only=True,
+                      replica=parse_slave_status([row]))
+    assert failover._follows(Named(target, inventory), node, "db1") is follows  # type: ignore
