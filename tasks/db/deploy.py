@@ -26,9 +26,11 @@ in ``diff`` and the actions in ``result``:
    node address, only REPLICATION SLAVE), each created or fixed only when it differs;
 4. on a replica, ``converge_replica``: wait (bounded) for the primary to accept writes and
    hold its account, then ``CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos,
-   MASTER_DEMOTE_TO_SLAVE=1`` (heartbeat 1 s) only when it points elsewhere (or its login
-   failed), ``START SLAVE`` when a thread is stopped, wait until both threads run and the
-   replica has applied the primary's position, then turn the primary's semi-sync side on
+   MASTER_DEMOTE_TO_SLAVE=1`` (heartbeat 1 s; on real machines over TLS, the primary's
+   certificate checked against the CA: ``tasks.db.roles.master_ssl_sql``) only when it
+   points elsewhere, over another channel (TLS or plain) or its login failed, ``START
+   SLAVE`` when a thread is stopped, wait until both threads run and the replica has
+   applied the primary's position, then turn the primary's semi-sync side on
    (a first deploy opens the primary before any replica can acknowledge: its own writes
    would otherwise wait forever). A healthy replica is never reset.
 

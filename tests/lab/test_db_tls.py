@@ -52,10 +52,14 @@ def deploy_db(settings: Settings) -> tuple[AggregatedResult, DbTarget, Nornir]:
     return result, target, nr
 
 
+def report(result: AggregatedResult, name: str) -> HostReport:
+    found = result[name][0].result
+    assert isinstance(found, HostReport)
+    return found
+
+
 def actions(result: AggregatedResult, name: str) -> list[str]:
-    report = result[name][0].result
-    assert isinstance(report, HostReport)
-    return report.actions
+    return report(result, name).actions
 
 
 def slave_status(conn: pymysql.connections.Connection) -> dict[str, str]:
@@ -143,6 +147,14 @@ def test_real_mode_runs_the_controller_and_replication_over_verified_tls(
     switchover(tier, "db2", quiet)
     assert_tls_replica(target, nr, "db2", "db1")
     switchover(tier, "db1", quiet)
+    assert_tls_replica(target, nr, "db1", "db2")
+
+    # A new CA (the old folder removed): the next deploy pushes certificates it signed.
+    old_ca = tls.ca_file().read_text()
+    monkeypatch.setattr("tasks.core.state.TLS_DIR", tmp_path / "tls-new")
+    renewed, target, nr = deploy_db(real)
+    assert tls.ca_file().read_text() != old_ca
+    assert all(tls.NODE_CERT in report(renewed, n).files for n in ("db1", "db2"))
     assert_tls_replica(target, nr, "db1", "db2")
 
     # Back to plain, as the lab keeps it. Leaving TLS is two steps (real machines never do
