@@ -133,7 +133,7 @@ def make_replica(tier: Tier, name: str, primary: str) -> None:
         semi_sync_master(conn, False)  # fenced: nothing waits for an ack here
     host = tier.host(primary)
     tier.on(name, follow_primary, address=host.hostname, port=int(host["db_port"]),
-            password=tier.target.secrets.replication, demote=True)
+            password=tier.target.secrets.replication, demote=True, tls=tier.target.tls)
     with tier.conn(name) as conn:
         query(conn, "START SLAVE")
 
@@ -337,8 +337,7 @@ def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> N
         if not node.reachable:
             raise Refused(f"{name} does not answer: {node.error}")
     _check_not_diverged(node, primary)
-    if node.role == "replica" and _source(tier, node) == primary.name and \
-            node.replica is not None and node.replica.running:
+    if _follows(tier, node, primary.name):
         steps.say(f"{name} already replicates from {primary.name}")
     else:
         with steps.step(f"{name}: replicate from {primary.name} (MASTER_DEMOTE_TO_SLAVE)"):
@@ -361,6 +360,14 @@ def attach(tier: Tier, name: str, primary: str, steps: Steps,
     with steps.step(f"check: a marker goes from {primary} to {name}"):
         check_pair(tier, primary, name)
     record_if_healthy(tier, steps)
+
+
+def _follows(tier: Tier, node: NodeStatus, primary: str) -> bool:
+    """`node` replicates from `primary`, running, over verified TLS exactly when the tier
+    uses TLS (real machines)."""
+    return (node.role == "replica" and _source(tier, node) == primary
+            and node.replica is not None and node.replica.running
+            and node.replica.verified_tls == tier.target.tls)
 
 
 def _check_not_diverged(node: NodeStatus, primary: NodeStatus) -> None:
