@@ -106,7 +106,7 @@ def _replace_data(tier: Tier, name: str, paths: ClonePaths, steps: Steps) -> Non
     origin = tier.target.admin_from(str(tier.host(name).hostname))
     with steps.step(f"{name}: its own admin account (not replicated), read_only checked"):
         tier.on(name, root_sql, sql=admin_bootstrap_sql(
-            origin, native_password_hash(tier.target.secrets.admin)))
+            origin, native_password_hash(tier.target.secrets.admin), tier.target.tls))
         with tier.conn(name) as conn:
             if scalar(conn, "SELECT @@GLOBAL.read_only") != 1:
                 raise DbError(f"{name} started writable: fence it as root (SET GLOBAL "
@@ -118,7 +118,8 @@ def _follow(tier: Tier, name: str, primary: str, position: str) -> None:
     sql = ("STOP SLAVE;\nRESET SLAVE ALL;\n"
            f"SET GLOBAL gtid_slave_pos = '{position}';\n"
            + change_master_sql(host.hostname, int(host["db_port"]),
-                               tier.target.secrets.replication, demote=False)
+                               tier.target.secrets.replication, demote=False,
+                               tls=tier.target.tls)
            + "START SLAVE;\n")
     tier.on(name, root_sql, sql=sql)
 
