@@ -119,14 +119,15 @@ def main() -> int:
             results = run(args, files_config)
         finally:
             Lab(load_settings()).down()
-    db = statistics.median(m["rps"] for m in results["db"])
-    files = statistics.median(m["rps"] for m in results["files"])
-    p50 = {s: statistics.median(m["p50_ms"] for m in results[s]) for s in results}
-    print(f"\nmedians over {args.rounds} round(s), {args.requests} requests, {args.clients} "
-          f"clients: db {db:.1f} req/s (p50 {p50['db']:.1f} ms), files {files:.1f} req/s "
-          f"(p50 {p50['files']:.1f} ms); ratio db/files {db / files:.2f}; cost of the shared "
-          f"store {1000 / db - 1000 / files:+.2f} ms of wall time per request at this "
-          "concurrency")
+    pairs = list(zip(results["db"], results["files"], strict=True))
+    ratios = [d["rps"] / f["rps"] for d, f in pairs]
+    added = [d["p50_ms"] - f["p50_ms"] for d, f in pairs]
+    rps = {s: statistics.median(m["rps"] for m in results[s]) for s in results}
+    print(f"\n{args.requests} requests x {args.rounds} round(s), {args.clients} clients: "
+          f"median db {rps['db']:.1f} req/s, files {rps['files']:.1f} req/s")
+    print(f"ratio db/files per round: {', '.join(f'{r:.2f}' for r in ratios)} (median "
+          f"{statistics.median(ratios):.2f}); p50 latency added by the shared store per "
+          f"round: {', '.join(f'{a:+.1f} ms' for a in added)}")
     return 0
 
 
