@@ -19,7 +19,7 @@ from nornir.core import Nornir
 from nornir.core.inventory import Host
 
 from tasks.core.inventory import tier_hosts
-from tasks.db.sql import DbError, DbTarget, connect_admin
+from tasks.db.sql import CONNECT_TIMEOUT, DbError, DbTarget, connect_admin
 from tasks.db.status import NodeStatus, read_node_status
 from tasks.deploy.errors import describe_error
 
@@ -63,6 +63,7 @@ class Tier:
 
     nr: Nornir
     target: DbTarget
+    connect_timeout: float = CONNECT_TIMEOUT  # shorter for the watcher (a dead node)
 
     @property
     def names(self) -> list[str]:
@@ -74,8 +75,9 @@ class Tier:
     def by_address(self, address: str) -> str | None:
         return next((n for n in self.names if self.host(n).hostname == address), None)
 
-    def conn(self, name: str, read_timeout: int = 10) -> pymysql.connections.Connection:
-        return connect_admin(self.target, self.host(name), read_timeout=read_timeout)
+    def conn(self, name: str, read_timeout: float = 10) -> pymysql.connections.Connection:
+        return connect_admin(self.target, self.host(name), read_timeout=read_timeout,
+                             connect_timeout=self.connect_timeout)
 
     def status(self, name: str) -> NodeStatus:
         """The node's NodeStatus (unreachable, with the error, when it cannot be asked)."""
