@@ -253,6 +253,19 @@ def watch_lock(stop: threading.Event, say: Callable[[str], None],
         os.close(fd)
 
 
+def lock_holder() -> str | None:
+    """The pid written by the watcher holding the lock, or None when no watcher runs."""
+    path = state.STATE_DIR / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return path.read_text().strip() or "?"
+    finally:
+        os.close(fd)
+    return None
+
+
 def read_journal() -> dict[str, str] | None:
     try:
         return json.loads((state.STATE_DIR / JOURNAL).read_text())

@@ -13,7 +13,8 @@ keys the primary holds (and the old primary's, read after the promotion, before 
 - ``split_brain``: ok writes acknowledged by the old primary once the new one was promoted
   (must be 0), and ``old_primary_only``: rows the old primary holds that the primary lacks;
 - the ``write outage``: the largest gap between two successful writes, split into
-  detection, confirmation, promotion and the clients' discovery of the new primary (``Marks``).
+  detection, confirmation, promotion, the wait for a replica to acknowledge again (the new
+  primary's commits wait for one) and the clients' discovery of the new primary (``Marks``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Marks:
     confirmed: float | None = None
     promoting: float | None = None  # the failover (or switchover) began
     promoted: float | None = None
+    rejoined: float | None = None  # a replica acknowledges again (the new primary's commits
+    #                                wait for one: semi-sync, no timeout)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class Outage:
     detection_s: float | None = None  # fault -> the watcher suspects the primary
     confirmation_s: float | None = None  # suspected -> confirmed through the replica
     promotion_s: float | None = None  # confirmed (or switchover began) -> new primary open
-    discovery_s: float | None = None  # new primary open -> first ok write (clients found it)
+    replica_wait_s: float | None = None  # new primary open -> a replica acknowledges again
+    discovery_s: float | None = None  # then -> first ok write (the clients found it)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -144,12 +148,16 @@ def write_outage(ops: Iterable[Op], marks: Marks = Marks()) -> Outage | None:
         return None
     since, until = max(zip(ends, ends[1:], strict=False), key=lambda p: p[1] - p[0])
     start = marks.promoting if marks.confirmed is None else marks.confirmed
+    open_at = marks.promoted  # writes can complete again: promoted, and a replica acks
+    if marks.promoted is not None and marks.rejoined is not None:
+        open_at = max(marks.promoted, marks.rejoined)
     return Outage(
         seconds=until - since, since=since, until=until,
         detection_s=_between(marks.fault, marks.suspected),
         confirmation_s=_between(marks.suspected, marks.confirmed),
         promotion_s=_between(start, marks.promoted),
-        discovery_s=_between(marks.promoted, _first_ok_after(ops, marks.promoted)),
+        replica_wait_s=_between(marks.promoted, open_at) if open_at != marks.promoted else None,
+        discovery_s=_between(open_at, _first_ok_after(ops, open_at)),
     )
 
 

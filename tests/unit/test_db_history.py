@@ -41,6 +41,16 @@ def test_a_clean_history_gives_zeros_and_splits_the_outage() -> None:
     assert out.confirmation_s == pytest.approx(0.8)
     assert out.promotion_s == pytest.approx(0.7)
     assert out.discovery_s == pytest.approx(0.51)
+    assert out.replica_wait_s is None  # no rejoin mark: writes went on at once
+
+
+def test_the_wait_for_a_replica_is_its_own_part_of_the_outage() -> None:
+    ops, marks = clean_failover()
+    marks = Marks(**{**marks.__dict__, "rejoined": 12.9})
+    out = write_outage(ops, marks)
+    assert out is not None
+    assert out.replica_wait_s == pytest.approx(0.4)
+    assert out.discovery_s == pytest.approx(0.11)
 
 
 def test_an_info_write_that_committed_is_counted_not_blamed() -> None:
