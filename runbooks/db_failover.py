@@ -30,6 +30,7 @@ from tasks.db.tier import Refused, Steps, Tier
 from tasks.db.watch import WatchSettings, watch
 
 PROBE_TIMEOUT = WatchSettings.probe_timeout  # also the watcher's connect timeout
+STATUS_TIMEOUT = 2.0  # the watcher reads a node's status: a frozen node must not hold it
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -76,7 +77,8 @@ def build_tier(args: argparse.Namespace) -> Tier:
                            f"(db hosts: {', '.join(db)})", 2)
     nr = build_nornir(settings, groups=["db"])  # checks the lab route before connecting
     if args.command == "watch":
-        return Tier(nr, DbTarget.from_settings(settings), connect_timeout=PROBE_TIMEOUT)
+        return Tier(nr, DbTarget.from_settings(settings), connect_timeout=PROBE_TIMEOUT,
+                    status_timeout=STATUS_TIMEOUT)
     return Tier(nr, DbTarget.from_settings(settings))
 
 

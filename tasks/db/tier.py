@@ -64,6 +64,7 @@ class Tier:
     nr: Nornir
     target: DbTarget
     connect_timeout: float = CONNECT_TIMEOUT  # shorter for the watcher (a dead node)
+    status_timeout: float = 10.0  # reading a node's status (shorter for the watcher: a hang)
 
     @property
     def names(self) -> list[str]:
@@ -83,7 +84,7 @@ class Tier:
         """The node's NodeStatus (unreachable, with the error, when it cannot be asked)."""
         host = self.host(name)
         try:
-            conn = self.conn(name)
+            conn = self.conn(name, read_timeout=self.status_timeout)
         except DbError as exc:
             return NodeStatus(name, host.hostname, str(host["db_role"]), reachable=False,
                               error=str(exc))

@@ -198,11 +198,11 @@ class Watcher:
         """Journal, stop the replica's IO thread, fail over (refusals logged)."""
         write_journal(primary, replica)
         stopped = False
+        self.log("promoting", f"failover {primary} -> {replica}")
         try:
             stopped = self.nodes.stop_io(replica)
             if stopped:
                 self.log("io-stopped", f"{replica}'s IO thread stopped (relay log kept)")
-            self.log("promoting", f"failover {primary} -> {replica}")
             self.nodes.failover(replica, self.steps)
         except Refused as exc:
             self.log("refused", str(exc))

@@ -22,6 +22,8 @@ from tasks.db.sql import DbTarget
 from tasks.db.tier import Tier
 from tasks.db.watch import WatchSettings
 
+STATUS_TIMEOUT = 2.0  # reading a node's status: a frozen node must not hold the failover
+
 
 class DbLabControl(Protocol):
     """What the db drill needs of the local lab (tp5lab.control.Lab, given by the runbook)."""
@@ -69,7 +71,7 @@ def build_db_context(settings: Settings, lab: DbLabControl | None, *, writers: i
     ordered = sorted(dbs, key=lambda h: str(h["db_role"]))  # db.php.j2: sort(attribute="role")
     watch = WatchSettings()
     tier = Tier(select_hosts(nr, ["db"]), DbTarget.from_settings(settings),
-                connect_timeout=watch.probe_timeout)
+                connect_timeout=watch.probe_timeout, status_timeout=STATUS_TIMEOUT)
     return DbDrillContext(
         tier=tier, lab=lab, web=webs[0].name, web_address=webs[0].hostname,
         nodes=tuple((h.hostname, int(h["db_port"])) for h in ordered),

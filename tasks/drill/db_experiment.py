@@ -38,6 +38,7 @@ AFTER_S = 3.0  # writes after the rejoin, before the writers stop
 PROMOTION_TIMEOUT = 40.0
 CONVERGE_TIMEOUT = 30.0
 WATCH_DURATION = 600.0
+HOLD_S = 4.0  # replica-crash: how long the replica stays down
 
 
 class Observed:
@@ -92,20 +93,57 @@ def writable(ctx: DbDrillContext) -> list[str]:
     return sorted(n.name for n in ctx.tier.statuses().values() if n.role == "primary")
 
 
-def check_steady_state(ctx: DbDrillContext, exp: DbExperiment, when: str) -> bool:
-    """One writable node, its replica in sync, semi-sync on (bounded wait)."""
+def check_steady_state(ctx: DbDrillContext, exp: DbExperiment, when: str,
+                       on_replica: bool = False) -> bool:
+    """One writable node, its replica in sync, semi-sync on (bounded wait). The first time,
+    the target: the primary (the replica with `on_replica`); the successor: the other."""
     deadline = time.monotonic() + ctx.settle_timeout
     while True:
         cluster = cluster_status(list(ctx.tier.statuses().values()))
         if cluster.ok and cluster.primary:
             if not exp.target:
-                exp.target = cluster.primary
-                exp.successor = next(n.name for n in cluster.nodes if n.name != cluster.primary)
+                other = next(n.name for n in cluster.nodes if n.name != cluster.primary)
+                exp.target, exp.successor = ((other, cluster.primary) if on_replica
+                                             else (cluster.primary, other))
             return True
         if time.monotonic() > deadline:
             exp.problems += [f"steady state not met {when}: {p}" for p in cluster.problems]
             return False
         time.sleep(0.5)
+
+
+def pair(exp: DbExperiment, fault: DbFault) -> tuple[str, str]:
+    """(primary, replica) before the fault."""
+    return (exp.successor, exp.target) if fault.on_replica else (exp.target, exp.successor)
+
+
+def expect_blocked(ctx: DbDrillContext, exp: DbExperiment, observed: Observed) -> None:
+    """Step 4 of replica-crash: nothing fails over, the primary stays the only writable node,
+    its semi-sync stays on (its commits wait: checked on the history), for HOLD_S."""
+    time.sleep(HOLD_S)
+    if observed.mark("promoting") is not None:
+        exp.problems.append("the watcher failed over while only the replica was down")
+    exp.writable_after_fault = writable(ctx)
+    if exp.writable_after_fault != [exp.successor]:
+        exp.problems.append(f"with the replica down, writable nodes: "
+                            f"{exp.writable_after_fault} (expected {exp.successor})")
+    with ctx.tier.conn(exp.successor) as conn:
+        rows = query(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+    state = rows[0]["Value"] if rows else "?"
+    exp.divergence["semi_sync_with_replica_down"] = state
+    if state != "ON":
+        exp.problems.append(f"{exp.successor}: semi-sync is {state} with the replica down "
+                            "(it went async)")
+
+
+def async_leaks(exp: DbExperiment) -> list[str]:
+    """ok writes that began after the replica died and ended before it was back: they were
+    acknowledged without a copy (semi-sync fell back to async)."""
+    fault, back = exp.marks.fault, exp.marks.rejoined
+    if fault is None or back is None:
+        return []
+    return [o.key for o in exp.ops if o.outcome == "ok" and o.start > fault and o.end < back
+            and o.node == exp.successor]
 
 
 def expect_promotion(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment,
@@ -139,7 +177,7 @@ def restore(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment, steps: Steps
         return old_rows
     ctx.progress(f"restore {exp.target} ({fault.name})")
     try:
-        fault.restore(ctx, exp.target, exp.successor, steps)
+        fault.restore(ctx, *pair(exp, fault), steps)
         if not fault.planned:
             ctx.tier.on(exp.target, root_command,
                         command="pidof mariadbd >/dev/null || service mariadb start")
@@ -191,6 +229,8 @@ def divergence(ctx: DbDrillContext, exp: DbExperiment) -> dict:
 
 def marks_from(exp: DbExperiment, observed: Observed, steps: Steps, fault: DbFault,
                promoted_at: float | None) -> Marks:
+    if fault.on_replica:
+        return exp.marks
     if fault.planned:
         started = exp.marks.fault
         return replace(exp.marks, promoting=started, promoted=promoted_at)
@@ -204,7 +244,7 @@ def run_db_experiment(ctx: DbDrillContext, fault: DbFault) -> DbExperiment:
     exp = DbExperiment(fault.name)
     exp.divergence["run"] = "drill-" + uuid.uuid4().hex[:8]
     try:
-        if check_steady_state(ctx, exp, "before the fault"):
+        if check_steady_state(ctx, exp, "before the fault", fault.on_replica):
             _observe_fault(ctx, fault, exp)
     except KeyboardInterrupt:
         exp.interrupted = True
@@ -226,20 +266,24 @@ def _observe_fault(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment) -> No
         ctx.progress(f"inject {fault.name} on {exp.target}: {fault.story}")
         exp.marks = Marks(fault=time.monotonic())
         exp.left_faulted = exp.target
-        fault.inject(ctx, exp.target, exp.successor, steps)
+        fault.inject(ctx, *pair(exp, fault), steps)
         promoted_at = time.monotonic() if fault.planned else None
-        expect_promotion(ctx, fault, exp, observed)
+        if fault.on_replica:
+            expect_blocked(ctx, exp, observed)
+        else:
+            expect_promotion(ctx, fault, exp, observed)
     except (DbError, WorkloadError, OSError, RuntimeError) as exc:
         exp.problems.append(f"{fault.name}: {exc}")
     finally:
         old_rows = restore(ctx, fault, exp, steps)
         exp.watcher = observed.close()
         exp.marks = marks_from(exp, observed, steps, fault, promoted_at)
-        _finish(ctx, exp, workload, old_rows)
+        _finish(ctx, exp, workload, set() if fault.on_replica else old_rows,
+                None if fault.on_replica else exp.target)
 
 
 def _finish(ctx: DbDrillContext, exp: DbExperiment, workload: Workload,
-            old_rows: set[str]) -> None:
+            old_rows: set[str], old_primary: str | None) -> None:
     """Step 6 and 7."""
     if workload.proc is None:
         return
@@ -257,9 +301,14 @@ def _finish(ctx: DbDrillContext, exp: DbExperiment, workload: Workload,
     rows = read_keys(ctx, exp.successor, exp)
     named = [replace(o, node=ctx.names.get(o.node, o.node)) for o in exp.ops]
     exp.ops = named
-    exp.history = analyze(named, rows, old_primary=exp.target,
+    exp.history = analyze(named, rows, old_primary=old_primary,
                           old_rows=old_rows if old_rows else None, marks=exp.marks)
     exp.problems += exp.history.problems()
+    leaks = async_leaks(exp) if old_primary is None else []
+    exp.divergence["acknowledged_without_replica"] = len(leaks)
+    if leaks:
+        exp.problems.append(f"{len(leaks)} write(s) acknowledged while the replica was down "
+                            f"(async): {', '.join(leaks[:5])}")
     if not any(o.outcome == "ok" and o.node == exp.successor for o in named):
         exp.problems.append(f"no write succeeded on {exp.successor}")
     exp.writable_at_end = writable(ctx)

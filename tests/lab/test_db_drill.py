@@ -2,7 +2,7 @@
 
 The watcher: running, the primary's node crashed, it promotes the replica (within a bound:
 the wait is bounded, the time is printed, never asserted), exactly one writable node.
-The drill: each implemented fault once, with the full check: lost, phantom and split-brain
+The drill (--group db): each fault once, with the full check: lost, phantom and split-brain
 writes all 0, exactly one writable node at the end, the old primary rejoined (same GTID
 position and CHECKSUM TABLE on both). Each test leaves one writable node and its replica.
 """
@@ -76,7 +76,8 @@ def test_a_watcher_does_not_fail_over_a_primary_that_answers(deployed: DeployRun
     assert done.returncode == 0 and "done (0 failover(s))" in done.stdout
 
 
-@pytest.mark.parametrize("fault", ["crash", "kill", "switchover"])
+@pytest.mark.parametrize("fault", ["crash", "kill", "switchover", "hang", "link",
+                                   "replica-crash"])
 def test_the_db_drill_loses_no_acknowledged_write(deployed: DeployRun, fault: str,
                                                    tmp_path: Path) -> None:
     report = tmp_path / "drill.json"
@@ -88,6 +89,9 @@ def test_the_db_drill_loses_no_acknowledged_write(deployed: DeployRun, fault: st
                                "write_outage", "counts", "divergence")})
     assert done.returncode == 0, exp["problems"]
     assert (exp["lost"], exp["phantom"], exp["split_brain"]) == (0, 0, 0)
+    if fault == "replica-crash":  # writes blocked: none acknowledged without the replica
+        assert exp["divergence"]["acknowledged_without_replica"] == 0
+        assert exp["divergence"]["semi_sync_with_replica_down"] == "ON"
     assert exp["counts"]["ok"] > 0
     assert exp["writable_at_end"] == [exp["successor"]]
     assert exp["divergence"]["diverged"] is False  # rejoined: same GTIDs and checksum

@@ -161,7 +161,7 @@ def test_a_dead_primary_is_failed_over_once_confirmed() -> None:
     w = run_watcher(tier)
     assert w.failovers == 1
     assert tier.calls == ["stop_io db2", "failover db2", "promoted"]
-    assert kinds(w) == ["watching", "suspected", "confirmed", "io-stopped", "promoting",
+    assert kinds(w) == ["watching", "suspected", "confirmed", "promoting", "io-stopped",
                         "promoted"]
     at = {e.kind: e.at for e in w.events}
     assert at["suspected"] == pytest.approx(1.4)  # third unanswered probe after 1.0
