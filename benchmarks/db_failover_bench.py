@@ -1,4 +1,4 @@
-"""Database failover benchmark: `python benchmarks/db_failover_bench.py --fault crash --repeat 30`.
+"""Database failover benchmark: `.venv/bin/python benchmarks/db_failover_bench.py --fault crash`.
 
 Runs the db drill (tasks/drill/db_experiment) `repeat` times on the deployed lab, every run
 whatever the previous one gave, then prints the total of lost, phantom and split-brain
@@ -10,8 +10,6 @@ deployed; exit 1 when any run lost, invented or split a write.
 """
 
 from __future__ import annotations
-
-import _venv  # noqa: F401  (first: continue inside the project's .venv)
 
 import argparse
 import json
