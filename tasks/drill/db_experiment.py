@@ -137,9 +137,9 @@ def expect_blocked(ctx: DbDrillContext, exp: DbExperiment, observed: Observed) -
 
 
 def async_leaks(exp: DbExperiment) -> list[str]:
-    """ok writes that began after the replica died and ended before it was back: they were
-    acknowledged without a copy (semi-sync fell back to async)."""
-    fault, back = exp.marks.fault, exp.marks.rejoined
+    """ok writes that began after the replica died and ended before the drill began to bring
+    it back: they were acknowledged without a copy (semi-sync fell back to async)."""
+    fault, back = exp.marks.fault, exp.marks.restoring
     if fault is None or back is None:
         return []
     return [o.key for o in exp.ops if o.outcome == "ok" and o.start > fault and o.end < back
@@ -176,6 +176,7 @@ def restore(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment, steps: Steps
     if exp.left_faulted is None:
         return old_rows
     ctx.progress(f"restore {exp.target} ({fault.name})")
+    exp.marks = replace(exp.marks, restoring=time.monotonic())
     try:
         fault.restore(ctx, *pair(exp, fault), steps)
         if not fault.planned:

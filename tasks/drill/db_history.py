@@ -63,6 +63,7 @@ class Marks:
     confirmed: float | None = None
     promoting: float | None = None  # the failover (or switchover) began
     promoted: float | None = None
+    restoring: float | None = None  # the drill began to bring the faulted node back
     rejoined: float | None = None  # a replica acknowledges again (the new primary's commits
     #                                wait for one: semi-sync, no timeout)
 

@@ -62,7 +62,7 @@ def test_every_fault_has_a_story_and_only_replica_crash_faults_the_replica() -> 
 
 def replica_down(ops: list[Op]) -> DbExperiment:
     exp = DbExperiment("replica-crash", target="db2", successor="db1", ops=ops)
-    exp.marks = Marks(fault=10.0, rejoined=20.0)
+    exp.marks = Marks(fault=10.0, restoring=20.0, rejoined=24.0)
     return exp
 
 
@@ -70,9 +70,11 @@ def test_a_write_acknowledged_while_the_replica_was_down_is_an_async_leak() -> N
     ops = [Op(0, "w0-1", 9.9, 10.05, "ok", "db1"),  # began before the crash: may be acked
            Op(0, "w0-2", 10.1, 19.0, "info", "db1"),  # blocked until its read timeout
            Op(1, "w1-7", 12.0, 12.01, "ok", "db1"),  # acknowledged with no replica: async
-           Op(1, "w1-8", 15.0, 20.5, "ok", "db1")]  # acknowledged once the replica was back
+           Op(1, "w1-8", 15.0, 20.5, "ok", "db1"),  # acknowledged once the replica was back
+           Op(1, "w1-9", 18.5, 22.0, "ok", "db1")]  # acked while it rejoined
     assert async_leaks(replica_down(ops)) == ["w1-7"]
     assert async_leaks(replica_down(ops[:2] + ops[3:])) == []
+    assert async_leaks(DbExperiment("replica-crash", ops=ops)) == []  # no fault: nothing
 
 
 def sample_run(tmp_path: Path) -> DbDrillRun:
