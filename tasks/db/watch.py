@@ -34,7 +34,7 @@ from tasks.core import state
 from tasks.db.deploy import database_name
 from tasks.db.failover import epoch_sql, failover
 from tasks.db.roles import open_writes, root_sql
-from tasks.db.sql import DbError, query
+from tasks.db.sql import DbError, query, scalar
 from tasks.db.tier import Refused, Steps, Tier
 
 LOCK_FILE = "db_watch.lock"
@@ -348,11 +348,22 @@ class TierNodes:
                             row.get("Read_Master_Log_Pos"), row.get("Gtid_IO_Pos")))
 
     def stop_io(self, name: str) -> bool:
+        """STOP SLAVE IO_THREAD. A semi-sync replica stopping its IO thread first connects
+        to its primary to end the dump thread there, and a dead primary holds that for a
+        connect timeout (about 2 s): the replica side of semi-sync is off meanwhile (no ack
+        is owed to a dead primary), then on again."""
         with self.tier.conn(name) as conn:
             rows = query(conn, "SHOW SLAVE STATUS")
             if not rows or rows[0].get("Slave_IO_Running") == "No":
                 return False
-            query(conn, "STOP SLAVE IO_THREAD")
+            semi = bool(scalar(conn, "SELECT @@GLOBAL.rpl_semi_sync_slave_enabled"))
+            if semi:
+                query(conn, "SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
+            try:
+                query(conn, "STOP SLAVE IO_THREAD")
+            finally:
+                if semi:
+                    query(conn, "SET GLOBAL rpl_semi_sync_slave_enabled = ON")
             return True
 
     def start_io(self, name: str) -> None:

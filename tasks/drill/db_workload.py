@@ -42,10 +42,10 @@ class Workload:
     requests: list[ProbeRecord] = field(default_factory=list)
 
     def start(self) -> None:
-        argv = self.ctx.lab.nsenter_argv(self.ctx.web, [
-            "env", "-C", str(REPO_ROOT), sys.executable, "-m", "tasks.drill.db_writers"])
+        argv = self.ctx.lab.netns_argv(self.ctx.web, [
+            sys.executable, "-m", "tasks.drill.db_writers"])
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         config = {"nodes": [list(n) for n in self.ctx.nodes], "user": self.ctx.database,
                   "password": self.ctx.tier.target.secrets.app, "database": self.ctx.database,
                   "run": self.run, "writers": self.ctx.writers, "client": self.ctx.web_address}
@@ -54,9 +54,10 @@ class Workload:
         self.proc.stdin.flush()
         first = _read_line(self.proc, START_TIMEOUT)
         if "started" not in first:
-            self.kill()
-            raise WorkloadError(f"the writers in {self.ctx.web} did not start: "
-                                f"{first.get('error') or first}")
+            why = first.get("error") or first
+            why = f"{why} {self.kill()}"
+            raise WorkloadError(f"the writers in {self.ctx.web}'s network namespace did not "
+                                f"start: {why}")
         if self.ctx.vip:
             self.probes = ProbeLoop(self.ctx.vip, VIP_INTERVAL, VIP_TIMEOUT)
             self.probes.start()
@@ -82,11 +83,15 @@ class Workload:
         self.ops = sorted((Op.from_dict(o) for o in data["ops"]), key=lambda o: o.start)
         return self.ops
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+    def kill(self) -> str:
+        """Kill the writers' process; what it said on stderr."""
+        err = ""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            err = self.proc.communicate(timeout=10)[1] or ""
         self.proc = None
+        return err.strip()[-300:]
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
