@@ -184,10 +184,11 @@ def restore(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment, steps: Steps
                         command="pidof mariadbd >/dev/null || service mariadb start")
             old_rows = read_keys(ctx, exp.target, exp)
             rejoin(ctx.tier, exp.target, steps)
-    except (DbError, OSError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - reported: the drill fails, the node is named
         exp.problems.append(f"restore of {exp.target} failed: {exc}")
         return old_rows
-    exp.marks = replace(exp.marks, rejoined=time.monotonic())
+    if not fault.planned:
+        exp.marks = replace(exp.marks, rejoined=time.monotonic())
     exp.left_faulted = None
     return old_rows
 
