@@ -10,6 +10,7 @@ import pytest
 
 from tasks.core import state
 from tasks.db import watch
+from tasks.db.status import NodeStatus
 from tasks.db.tier import Refused, Steps
 from tasks.db.watch import (
     CONFIRMED,
@@ -228,3 +229,56 @@ def test_a_second_watcher_waits_for_the_lock() -> None:
     holder.join(5)
     with watch_lock(threading.Event(), said.append) as got:
         assert got  # free again
+
+
+@dataclass
+class JournalTier:
+    """A db tier as `resume_failover` reads it: statuses, and the SSH tasks it runs."""
+
+    nodes: dict[str, NodeStatus]
+    ran: list[str] = field(default_factory=list)
+
+    def statuses(self) -> dict[str, NodeStatus]:
+        return self.nodes
+
+    def host(self, name: str) -> dict[str, str]:
+        return {"app_name": "app_nulle"}
+
+    def on(self, name: str, task: object, **kwargs: object) -> str:
+        self.ran.append(f"{name}: {getattr(task, '__name__', task)}")
+        return "1\n"
+
+
+def node(name: str, *, reachable: bool = True, read_only: bool = True) -> NodeStatus:
+    return NodeStatus(name, f"10.0.0.{name[-1]}", "replica", reachable=reachable,
+                      read_only=read_only, gtid_current_pos="0-1-44")
+
+
+def test_no_journal_means_nothing_to_resume() -> None:
+    assert watch.resume_failover(JournalTier({}), Steps(out=lambda _l: None)) is None
+
+
+def test_a_finished_failover_only_clears_the_journal() -> None:
+    watch.write_journal("db1", "db2")
+    tier = JournalTier({"db1": node("db1", reachable=False),
+                        "db2": node("db2", read_only=False)})
+    done = watch.resume_failover(tier, Steps(out=lambda _l: None))
+    assert done == "nothing to do: db2 accepts writes" and tier.ran == []
+    assert watch.read_journal() is None
+
+
+def test_a_watcher_that_died_after_the_reset_is_finished_epoch_then_open() -> None:
+    watch.write_journal("db1", "db2")
+    tier = JournalTier({"db1": node("db1", reachable=False), "db2": node("db2")})
+    done = watch.resume_failover(tier, Steps(out=lambda _l: None))
+    assert done == "finished: db2 is the primary"
+    assert tier.ran == ["db2: root_sql", "db2: open_writes"]
+    assert watch.read_journal() is None
+
+
+def test_the_old_primary_answering_again_is_refused_and_the_journal_stays() -> None:
+    watch.write_journal("db1", "db2")
+    tier = JournalTier({"db1": node("db1"), "db2": node("db2")})
+    with pytest.raises(Refused, match="db1 answers again"):
+        watch.resume_failover(tier, Steps(out=lambda _l: None))
+    assert tier.ran == [] and watch.read_journal() is not None
