@@ -21,7 +21,8 @@ def _s(value: float | None) -> str:
 
 def experiment_lines(exp: DbExperiment) -> list[str]:
     """What one run saw; the last line is the verdict."""
-    lines = [f"primary {exp.target}, successor {exp.successor}"]
+    lines = [f"replica {exp.target} faulted, primary {exp.successor}" if exp.fault ==
+             "replica-crash" else f"primary {exp.target}, successor {exp.successor}"]
     h = exp.history
     if h is not None:
         c = h.counts
