@@ -101,17 +101,7 @@ class Nodes(Protocol):
     def roles(self) -> tuple[str, str]: ...  # (the primary to watch, its replica)
     def primary_answers(self, name: str) -> bool: ...
     def replica_view(self, name: str) -> ReplicaView | None: ...
-    def stop_io(self, name: str) -> bool:
-        """STOP SLAVE IO_THREAD unless stopped. (Measured in the lab: about 2 s when the IO
-        thread still waits on a dead primary's socket, about 50 ms once it is reconnecting;
-        MariaDB re-signals a slave thread that does not stop every 2 s.)"""
-        with self.tier.conn(name) as conn:
-            rows = query(conn, "SHOW SLAVE STATUS")
-            if not rows or rows[0].get("Slave_IO_Running") == "No":
-                return False
-            query(conn, "STOP SLAVE IO_THREAD")
-            return True
-
+    def stop_io(self, name: str) -> bool: ...  # True when it was running
     def start_io(self, name: str) -> None: ...
     def failover(self, to: str, steps: Steps) -> None: ...
     def close(self) -> None: ...
@@ -358,22 +348,14 @@ class TierNodes:
                             row.get("Read_Master_Log_Pos"), row.get("Gtid_IO_Pos")))
 
     def stop_io(self, name: str) -> bool:
-        """STOP SLAVE IO_THREAD. A semi-sync replica stopping its IO thread first connects
-        to its primary to end the dump thread there, and a dead primary holds that for a
-        connect timeout (about 2 s): the replica side of semi-sync is off meanwhile (no ack
-        is owed to a dead primary), then on again."""
+        """STOP SLAVE IO_THREAD unless stopped. (Measured in the lab: about 2 s when the IO
+        thread still waits on a dead primary's socket, about 50 ms once it is reconnecting;
+        MariaDB re-signals a slave thread that does not stop every 2 s.)"""
         with self.tier.conn(name) as conn:
             rows = query(conn, "SHOW SLAVE STATUS")
             if not rows or rows[0].get("Slave_IO_Running") == "No":
                 return False
-            semi = bool(scalar(conn, "SELECT @@GLOBAL.rpl_semi_sync_slave_enabled"))
-            if semi:
-                query(conn, "SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
-            try:
-                query(conn, "STOP SLAVE IO_THREAD")
-            finally:
-                if semi:
-                    query(conn, "SET GLOBAL rpl_semi_sync_slave_enabled = ON")
+            query(conn, "STOP SLAVE IO_THREAD")
             return True
 
     def start_io(self, name: str) -> None:
