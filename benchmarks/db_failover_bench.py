@@ -95,6 +95,9 @@ def main(argv: list[str]) -> int:
     try:
         for number in range(1, args.repeat + 1):
             rows.append(one_run(ctx, fault, number))
+            if len(rows) >= 2 and not (rows[-1]["ok"] or rows[-2]["ok"]):
+                print("two runs in a row with problems: stopping", file=sys.stderr)
+                break
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:

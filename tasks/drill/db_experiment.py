@@ -286,7 +286,7 @@ def _observe_fault(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment) -> No
 
 def _finish(ctx: DbDrillContext, exp: DbExperiment, workload: Workload,
             old_rows: set[str], old_primary: str | None) -> None:
-    """Step 6 and 7."""
+    """Step 6 and 7 (the writers stopped, then `_judge`)."""
     if workload.proc is None:
         return
     time.sleep(AFTER_S)
@@ -296,6 +296,15 @@ def _finish(ctx: DbDrillContext, exp: DbExperiment, workload: Workload,
         exp.problems.append(str(exc))
         return
     exp.requests = workload.requests
+    try:
+        _judge(ctx, exp, old_rows, old_primary)
+    except DbError as exc:
+        exp.problems.append(f"cannot judge the history: {exc}")
+
+
+def _judge(ctx: DbDrillContext, exp: DbExperiment, old_rows: set[str],
+           old_primary: str | None) -> None:
+    """Divergence, the rows read back, the history judged, the end state."""
     exp.divergence.update(divergence(ctx, exp))
     if exp.divergence["diverged"]:
         exp.problems.append(f"{exp.target} and {exp.successor} differ after the rejoin: "
