@@ -19,6 +19,8 @@ from typing import Any
 
 from tasks.core.arguments import count, input_file, output_path
 from tasks.core.settings import ProjectError, fail, load_settings
+from tasks.db.roles import root_command
+from tasks.db.sql import DbError
 from tasks.drill.db_context import build_db_context
 from tasks.drill.db_experiment import run_db_experiment
 from tasks.drill.db_faults import DB_FAULTS, db_fault_named
@@ -28,6 +30,7 @@ from tp5lab.control import Lab
 ANCHORS = [("MaxScale mariadbmon (2 s x 5 checks)", "about 10 s, up to 25 s", "none alone"),
            ("orchestrator", "10-13 s reported", "none"),
            ("MHA (3 s x 3)", "10-30 s claimed", "best effort")]
+LOG_TAIL = "tail -n 25 /var/lib/mysql/*.err /var/log/mysql/error.log 2>/dev/null; true"
 PARTS = ("detection_s", "confirmation_s", "promotion_s", "replica_wait_s", "discovery_s")
 
 
@@ -41,7 +44,19 @@ def one_run(ctx: Any, fault: Any, number: int) -> dict[str, Any]:
           f"{data['phantom']}, split-brain {data['split_brain']}, outage "
           f"{outage.get('seconds', float('nan')):.2f} s"
           + ("" if exp.ok else f"  PROBLEMS: {'; '.join(exp.problems)}"), flush=True)
+    if not exp.ok:
+        print_error_logs(ctx)
     return row
+
+
+def print_error_logs(ctx: Any) -> None:
+    """The tail of each db node's MariaDB error log, to see why a run failed."""
+    for name in ctx.tier.names:
+        try:
+            out = ctx.tier.on(name, root_command, command=LOG_TAIL)
+        except DbError as exc:
+            out = f"(cannot read: {exc})"
+        print(f"--- {name} error log ---\n{out}", flush=True)
 
 
 def table(fault: str, rows: list[dict[str, Any]]) -> list[str]:
