@@ -1,5 +1,6 @@
-"""PNG timeline of a db drill: each writer's operations (ok / fail / info) on one time axis
-from the fault, the watcher's and the drill's steps as vertical lines. Agg canvas only."""
+"""PNG timeline of a db drill: each writer's operations on one time axis from the fault (ok
+coloured by the node that took the write, fail and info marked), the write outage shaded,
+the watcher's and the drill's steps as vertical lines. Agg canvas only."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tasks.drill.db_record import DbExperiment
-from tasks.drill.timeline_png import FAULT_COLOUR
+from tasks.drill.timeline_png import FAULT_COLOUR, PALETTE
 
 STYLE = {"ok": ("tab:green", "|"), "fail": (FAULT_COLOUR, "x"), "info": ("tab:orange", "^")}
 MARKS = (("fault", FAULT_COLOUR, "--"), ("suspected", "tab:purple", ":"),
@@ -23,11 +24,19 @@ def render_db_timeline(path: str | Path, exp: DbExperiment) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     writers = sorted({o.writer for o in exp.ops})
+    for i, node in enumerate(sorted({o.node for o in exp.ops if o.outcome == "ok"})):
+        mine = [o for o in exp.ops if o.outcome == "ok" and o.node == node]
+        ax.scatter([o.end - t0 for o in mine], [o.writer for o in mine], s=40, marker="|",
+                   color=PALETTE[i % len(PALETTE)], label=f"ok on {node} ({len(mine)})")
     for outcome, (colour, marker) in STYLE.items():
-        mine = [o for o in exp.ops if o.outcome == outcome]
-        ax.scatter([o.end - t0 for o in mine], [o.writer for o in mine], s=30 if
-                   outcome != "ok" else 12, marker=marker, color=colour,
-                   label=f"{outcome} ({len(mine)})")
+        mine = [o for o in exp.ops if o.outcome == outcome and outcome != "ok"]
+        if mine:
+            ax.scatter([o.end - t0 for o in mine], [o.writer for o in mine], s=30,
+                       marker=marker, color=colour, label=f"{outcome} ({len(mine)})")
+    out = exp.history.outage if exp.history else None
+    if out is not None:
+        ax.axvspan(out.since - t0, out.until - t0, color="grey", alpha=0.15,
+                   label=f"write outage {out.seconds:.2f} s")
     for name, colour, style in MARKS:
         when = getattr(exp.marks, name)
         if when is not None:
