@@ -76,12 +76,14 @@ def test_a_watcher_does_not_fail_over_a_primary_that_answers(deployed: DeployRun
     assert done.returncode == 0 and "done (0 failover(s))" in done.stdout
 
 
-# In this order the primary alternates, and replica-crash hits db2 (listed after its primary:
-# rejoin must read the primary again after it, or a replica in sync looks diverged).
 @pytest.mark.parametrize("fault", ["crash", "kill", "switchover", "hang", "replica-crash",
                                    "link"])
 def test_the_db_drill_loses_no_acknowledged_write(deployed: DeployRun, fault: str,
                                                    tmp_path: Path) -> None:
+    if fault == "replica-crash" and read_only("db1") == 1:
+        # db2 as the replica: listed after its primary, it is the case where rejoin must read
+        # the primary again after it (a replica in sync under load looked diverged).
+        assert cli("runbooks/db_failover.py", "switchover", "--to", "db1").returncode == 0
     report = tmp_path / "drill.json"
     done = cli("runbooks/failover_drill.py", "--group", "db", "--fault", fault, "--json",
                str(report), "--png", str(tmp_path / "drill.png"), timeout=400)
