@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,10 +25,10 @@ from tasks.db.roles import root_command
 from tasks.db.sql import DbError, query
 from tasks.db.status import cluster_status
 from tasks.db.tier import Steps
-from tasks.db.watch import Watcher, lock_holder, watch
 from tasks.drill.db_context import DbDrillContext
 from tasks.drill.db_faults import DbFault
 from tasks.drill.db_history import Marks, analyze
+from tasks.drill.db_observed import Observed
 from tasks.drill.db_record import DbDrillRun, DbExperiment
 from tasks.drill.db_workload import Workload, WorkloadError
 
@@ -37,56 +36,7 @@ BASELINE_S = 2.0
 AFTER_S = 3.0  # writes after the rejoin, before the writers stop
 PROMOTION_TIMEOUT = 40.0
 CONVERGE_TIMEOUT = 30.0
-WATCH_DURATION = 600.0
 HOLD_S = 4.0  # replica-crash: how long the replica stays down
-
-
-class Observed:
-    """The watcher running in a thread during one experiment (or an outside one)."""
-
-    def __init__(self, ctx: DbDrillContext) -> None:
-        self.ctx, self.stop = ctx, threading.Event()
-        self.watcher: Watcher | None = None
-        self.error: str | None = None
-        self.outside = lock_holder()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        if self.outside is None:
-            self.thread.start()
-            self._wait_started()
-        else:
-            ctx.progress(f"a watcher already runs (pid {self.outside}): the drill uses it")
-
-    def _run(self) -> None:
-        steps = Steps(out=lambda line: self.ctx.progress(line))
-        try:
-            watch(self.ctx.tier, self.ctx.watch, steps, self.stop, WATCH_DURATION, 1,
-                  on_start=self._started)
-        except DbError as exc:
-            self.error = str(exc)
-
-    def _started(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-
-    def _wait_started(self) -> None:
-        deadline = time.monotonic() + 30
-        while (self.error is None and time.monotonic() < deadline
-               and not (self.watcher and self.watcher.first("watching"))):
-            time.sleep(0.05)
-
-    def mark(self, kind: str) -> float | None:
-        return self.watcher.first(kind) if self.watcher else None
-
-    def finished(self) -> bool:
-        return self.error is not None or any(
-            self.mark(k) is not None for k in ("promoted", "refused", "failed"))
-
-    def close(self) -> list[dict]:
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=60)
-        if self.watcher is None:
-            return []
-        return [{"at": e.at, "kind": e.kind, "text": e.text} for e in self.watcher.events]
 
 
 def writable(ctx: DbDrillContext) -> list[str]:
