@@ -511,6 +511,14 @@ class Lab:
             raise LabError(f"node {name} is not running (python runbooks/lab.py up)")
         return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "--", *argv]
 
+    def netns_argv(self, name: str, argv: Iterable[str]) -> list[str]:
+        """Command line that runs argv in the node's network namespace only (the host's
+        files and programs, the node's addresses and routes)."""
+        node = self.node(name)
+        if _ns_pid1(node.netns) is None:
+            raise LabError(f"node {name} is not running (python runbooks/lab.py up)")
+        return ["ip", "netns", "exec", node.netns, *argv]
+
     # --- down ----------------------------------------------------------------------------
     def _kill_namespaces(self, netns: list[str]) -> None:
         """SIGKILL every process of the namespaces, then wait (10 s at most) until none is left."""

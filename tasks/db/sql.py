@@ -97,7 +97,8 @@ def native_password_hash(password: str) -> str:
 
 def connect(
     target: DbTarget, address: str, port: int, user: str, password: str,
-    name: str | None = None, database: str | None = None, read_timeout: int = READ_TIMEOUT,
+    name: str | None = None, database: str | None = None, read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> pymysql.connections.Connection:
     """Open an autocommit pymysql connection (dict rows): after the lab route check and
     plain in the lab; TLS verified against the CA and `address` otherwise."""
@@ -109,7 +110,7 @@ def connect(
     try:
         return pymysql.connect(
             host=address, port=port, user=user, password=password, database=database,
-            connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
             write_timeout=read_timeout, autocommit=True,
             cursorclass=pymysql.cursors.DictCursor, **tls_options(target, label),
         )
@@ -131,11 +132,12 @@ def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
     return {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True}
 
 
-def connect_admin(target: DbTarget, host: Host,
-                  read_timeout: int = READ_TIMEOUT) -> pymysql.connections.Connection:
+def connect_admin(target: DbTarget, host: Host, read_timeout: float = READ_TIMEOUT,
+                  connect_timeout: float = CONNECT_TIMEOUT) -> pymysql.connections.Connection:
     """The admin connection to an inventory db host."""
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
-                   target.secrets.admin, name=host.name, read_timeout=read_timeout)
+                   target.secrets.admin, name=host.name, read_timeout=read_timeout,
+                   connect_timeout=connect_timeout)
 
 
 def error_code(exc: BaseException) -> int | None:
