@@ -206,6 +206,7 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
         conn.close()
         check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
             origin, native_password_hash(target.secrets.admin)))
+        target.forget_link(host)  # the new privileges apply to new connections
         return _report(task, [f"set the privileges of the admin account {who}"],
                        connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
