@@ -44,13 +44,22 @@ def nginx_seconds(value: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
-def upstream_probes(upstreams: Sequence[Upstream]) -> list[str]:
-    """Ask every web server directly, in parallel (about a second at most): `upstream NAME
-    ADDRESS:PORT CODE` lines, 000 when it does not answer."""
-    lines = [f'(echo "{MARK}upstream {shlex.quote(name)} {address}:{port} $(curl -s -m 2 '
-             f"--connect-timeout 1 -o /dev/null -w '%{{http_code}}' http://{address}:{port}/)\") &"
-             for name, address, port in upstreams]
-    return lines + ["wait"] if lines else []
+def upstream_probes(upstreams: Sequence[Upstream]) -> tuple[list[str], list[str]]:
+    """Ask every web server directly, in parallel with the rest of the check (about a second
+    at most): the lines that start the probes (each writes the HTTP code it got to a file of
+    a temporary folder), and the lines that wait for them and print `upstream NAME
+    ADDRESS:PORT CODE` (000 when it does not answer), after the other sections."""
+    if not upstreams:
+        return [], []
+    start = ["probes=$(mktemp -d)"]
+    start += [f"curl -s -m 2 --connect-timeout 1 -o /dev/null -w '%{{http_code}}' "
+              f'http://{address}:{port}/ > "$probes/{i}" 2>/dev/null &'
+              for i, (_, address, port) in enumerate(upstreams)]
+    report = ["wait"]
+    report += [f'echo "{MARK}upstream {shlex.quote(name)} {address}:{port} '
+               f'$(cat "$probes/{i}" 2>/dev/null)"'
+               for i, (name, address, port) in enumerate(upstreams)]
+    return start, report + ['rm -rf "$probes"']
 
 
 def recent_requests(log: str, seconds: float, limit: int = 50) -> str:
@@ -74,8 +83,9 @@ def host_check_script(tier: str, address: str, port: int = 80, interface: str = 
     (`upstreams`: the web servers a proxy sends traffic to; `access_log`: where it logs
     requests, read back `fail_timeout` seconds)."""
     daemons = {"web": ["apache2"], "rp": ["nginx", "keepalived"]}.get(tier, [])
-    lines = [f'if pidof {d} >/dev/null; then echo "{MARK}up {d}"; else echo "{MARK}down {d}"; fi'
-             for d in daemons]
+    start, report = upstream_probes(upstreams) if tier == "rp" else ([], [])
+    lines = start + [f'if pidof {d} >/dev/null; then echo "{MARK}up {d}"; '
+                     f'else echo "{MARK}down {d}"; fi' for d in daemons]
     if tier in ("web", "rp"):
         lines.append(f'echo "{MARK}http"; curl -s -m 3 -o /dev/null -D - '
                      f'http://{address}:{port}/; echo "{MARK}curl $?"')
@@ -83,8 +93,7 @@ def host_check_script(tier: str, address: str, port: int = 80, interface: str = 
         lines.append(f'echo "{MARK}addr"; ip -br addr show dev {interface}')
         if access_log:
             lines.append(recent_requests(access_log, fail_timeout))
-        lines += upstream_probes(upstreams)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + report) + "\n"
 
 
 @dataclass

@@ -3,17 +3,19 @@
 ``host_context`` (pure) is every input a template may use; ``environment`` is the project's
 strict Jinja2 environment (StrictUndefined: a missing input fails the render);
 ``render_file`` is the Nornir task that renders one template for a host through
-nornir-jinja2's ``template_file`` with that environment.
+nornir-jinja2's ``template_file`` with that environment. Each template is compiled once per
+process, however many hosts render it at the same time (``compiled``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 from nornir_jinja2.plugins.tasks import template_file
@@ -32,6 +34,9 @@ _DB_KEYS = ("db_role", "db_server_id", "db_port")
 
 
 NOT_SHOWN = "(secret: content not shown)"
+# Jinja2's template cache has no lock: hosts rendering the same template at the same time
+# would each compile it.
+_COMPILING = threading.Lock()
 
 
 def php_string(value: object) -> str:
@@ -55,9 +60,15 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
     return env
 
 
+def compiled(name: str) -> Template:
+    """``templates/<name>`` compiled, from the environment's cache after the first time."""
+    with _COMPILING:
+        return environment().get_template(name)
+
+
 def render_template(name: str, /, **context: Any) -> str:
     """Render ``templates/<name>``; an input missing from ``context`` raises UndefinedError."""
-    return environment().get_template(name).render(**context)
+    return compiled(name).render(**context)
 
 
 def render_file(task: Task, template: str, context: dict[str, Any],
@@ -65,6 +76,7 @@ def render_file(task: Task, template: str, context: dict[str, Any],
     """Nornir task: render ``templates/<template>`` for the host (nornir-jinja2's
     ``template_file``, the strict environment). ``Result.content`` is the text; ``result``
     shows it too, unless the file is secret (it holds a password)."""
+    compiled(template)  # in the environment's cache before template_file asks for it
     text = template_file(task, template=template, jinja_env=environment(), **context).result
     return Result(host=task.host, result=NOT_SHOWN if secret else text, content=text)
 

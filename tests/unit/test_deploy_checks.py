@@ -100,7 +100,9 @@ def test_host_check_script_asks_what_each_tier_needs() -> None:
     both = host_check_script("rp", "10.5.1.111", 80, "eth0",
                              [("web1", "10.5.1.11", 80), ("web2", "10.5.1.12", 8080)])
     assert "http://10.5.1.11:80/" in both and "http://10.5.1.12:8080/" in both
-    assert both.rstrip().endswith("wait")  # the probes run in parallel, all awaited
+    # The probes run in parallel with the rest of the check; their lines come after it.
+    assert both.index("http://10.5.1.12:8080/") < both.index("@@tp5 http")
+    assert both.index("\nwait\n") < both.index("@@tp5 upstream web1 10.5.1.11:80")
 
 
 def rp_check(status: int | None, upstreams: dict[str, int], recent: str = "") -> str:
