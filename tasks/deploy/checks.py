@@ -20,13 +20,14 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
 from tasks.core.inventory import natural_key
-from tasks.core.probe import http_probe
+from tasks.core.probe import ProbeRecord, http_probe
 from tasks.core.remote import run_command
 
 MARK = "@@tp5 "
@@ -345,8 +346,10 @@ class RoundRobin:
 
 
 def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 80,
-                      timeout: float = 3.0) -> RoundRobin:
-    """Send `n` GETs to the VIP (new connection each) and record `X-Served-By` (bounded).
+                      timeout: float = 3.0, in_flight: int = 1) -> RoundRobin:
+    """Send `n` GETs to the VIP (new connection each) and record `X-Served-By` (bounded),
+    `in_flight` at a time (1: one after the other), in the order sent. The proxies share one
+    round-robin across their workers (the upstream's zone), so the distribution is the same.
 
     With `bridge` (lab mode), refuse unless the VIP is routed through the lab bridge.
     """
@@ -356,9 +359,16 @@ def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 8
         refused = check_addresses(bridge, [vip])
         if refused:
             raise LabNotReady("; ".join(refused))
+    def send(_: int) -> ProbeRecord:
+        return http_probe(vip, timeout, port=port)
+
+    if in_flight <= 1:
+        records = [send(i) for i in range(n)]
+    else:
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            records = list(pool.map(send, range(n)))
     order, errors = [], []
-    for _ in range(n):
-        record = http_probe(vip, timeout, port=port)
+    for record in records:
         if record.ok and record.server:
             order.append(record.server)
         else:
