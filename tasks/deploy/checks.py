@@ -69,9 +69,8 @@ def recent_requests(log: str, seconds: float, limit: int = 50) -> str:
     web server marked failed (a reload starts with no marks)."""
     window = math.ceil(seconds) + 1
     return (f'echo "{MARK}recent"; '
-            'w=$(ps -o pid=,args= --ppid "$(cat /run/nginx.pid 2>/dev/null)" 2>/dev/null '
-            "| awk '/worker process$/ {print $1; exit}'); "
-            "age=$(ps -o etimes= -p \"${w:-0}\" 2>/dev/null | tr -d ' '); age=${age:-0}; "
+            'age=$(ps -o etimes=,args= --ppid "$(cat /run/nginx.pid 2>/dev/null)" 2>/dev/null '
+            "| awk '/worker process$/ {print $1; exit}'); age=${age:-0}; "
             f'[ "$age" -gt {window} ] && age={window}; since=$(( $(date +%s) - age )); '
             f"tail -n 500 {shlex.quote(log)} 2>/dev/null | awk -v s=\"$since\" '$1 >= s' "
             f"| tail -n {limit}")

@@ -4,7 +4,8 @@
 strict Jinja2 environment (StrictUndefined: a missing input fails the render);
 ``render_file`` is the Nornir task that renders one template for a host through
 nornir-jinja2's ``template_file`` with that environment. Each template is compiled once per
-process, however many hosts render it at the same time (``compiled``).
+process, however many hosts render it at the same time (``compiled``), and not again while
+its source is unchanged (Jinja2's bytecode cache).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+)
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 from nornir_jinja2.plugins.tasks import template_file
@@ -45,6 +53,16 @@ def php_string(value: object) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def bytecode_cache() -> BytecodeCache | None:
+    """Jinja2's own cache of compiled templates (this user's private folder under the
+    system's temporary directory, keyed by each template's source): a run compiles only the
+    templates that changed since the last one. None when that folder cannot be used."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @cache
 def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
     """The Jinja2 environment: StrictUndefined, blocks trimmed, trailing newline kept."""
@@ -55,6 +73,7 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=bytecode_cache(),
     )
     env.filters["php_string"] = php_string
     return env
