@@ -3,6 +3,7 @@
   python runbooks/db_failover.py switchover --to db2   planned: fence, catch up, swap roles
   python runbooks/db_failover.py failover [--to db2]   the primary is dead: promote a replica
   python runbooks/db_failover.py rejoin db1            a returned node replicates again
+  python runbooks/db_failover.py rebuild db1           re-clone a diverged node (mariadb-backup)
   python runbooks/db_failover.py degrade               accept writes without a replica (recorded)
 
 Each step is printed with its time. Exit 0: done; 1: refused or failed (the message says what
@@ -20,6 +21,7 @@ from tasks.core.inventory import tier_hosts
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import ProjectError, fail, load_settings
 from tasks.db.failover import degrade, failover, rejoin, switchover
+from tasks.db.rebuild import rebuild
 from tasks.db.sql import DbError, DbTarget
 from tasks.db.tier import Refused, Steps, Tier
 
@@ -34,6 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fo.add_argument("--to", default=None, help="the replica to promote (default: the only one)")
     rj = sub.add_parser("rejoin", help="make a returned node a replica of the primary")
     rj.add_argument("node")
+    rb = sub.add_parser("rebuild", help="re-clone a replica from the primary (mariadb-backup)")
+    rb.add_argument("node")
     sub.add_parser("degrade", help="the primary stops waiting for a replica (recorded)")
     return parser.parse_args(argv)
 
@@ -71,6 +75,8 @@ def main(argv: list[str]) -> int:
             failover(tier, args.to, steps)
         elif args.command == "rejoin":
             rejoin(tier, args.node, steps)
+        elif args.command == "rebuild":
+            rebuild(tier, args.node, steps)
         else:
             degrade(tier, steps)
     except Refused as exc:

@@ -3,8 +3,10 @@
 Prints the ACTUAL primary (the one writable node, whatever the inventory's initial db_role),
 each node's GTID positions (gtid_binlog_pos, gtid_slave_pos, gtid_current_pos), replication
 threads, lag, semi-sync state (status, clients, commits without an ack), divergence, and a
-DEGRADED tier (runbooks/db_failover.py degrade) loudly. `--verify` also writes a marker on the
-primary, times its arrival on each replica and checks that the replica refuses a write.
+DEGRADED tier (runbooks/db_failover.py degrade) loudly, and whether each replica is promotable
+by `db_failover.py failover` (a healthy tier is recorded as in sync: tasks/db/insync.py).
+`--verify` also writes a marker on the primary, times its arrival on each replica and checks
+that the replica refuses a write.
 Exit 0 only when the tier is healthy (and verified); 2 for a --host that is not a db host.
 """
 
@@ -22,7 +24,9 @@ from tasks.core.inventory import tier_hosts
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
 from tasks.core.settings import ProjectError, fail, load_settings
 from tasks.db.degraded import degraded_mark
+from tasks.db.insync import last_in_sync, promotability, record_in_sync
 from tasks.db.sql import DbTarget
+from tasks.db.status import ClusterStatus
 from tasks.db.verify import cluster_from_results, db_status, print_cluster, verify_db
 
 console = Console(highlight=False)
@@ -46,6 +50,18 @@ def check_db_hosts(nr: Nornir, names: list[str]) -> None:
                            f"{', '.join(wrong)} not a db host (db hosts: {', '.join(db)})", 2)
 
 
+def print_promotable(cluster: ClusterStatus, mark: dict | None, whole_tier: bool) -> None:
+    """Record a healthy tier (every node asked) as in sync, then say for each replica
+    whether failover would promote it, and why not."""
+    if whole_tier and mark is None and record_in_sync(cluster):
+        console.print("in sync: recorded (each node's boot time and GTID position)")
+    for name, why in promotability(cluster, last_in_sync(), mark):
+        if why:
+            console.print(f"[bold red]{name}: NOT PROMOTABLE[/bold red]: {why}")
+        else:
+            console.print(f"{name}: promotable (in sync when last seen, not restarted since)")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
@@ -67,6 +83,7 @@ def main(argv: list[str]) -> int:
                       "without a replica copy and no replica is promotable until one has "
                       "caught up (runbooks/db_failover.py rejoin <node>)")
         ok = False
+    print_promotable(cluster, mark, whole_tier=not args.host)
     if args.verify:
         verified = nr.run(task=verify_db, target=target, inventory=every.inventory)
         for name, multi in sorted(verified.items()):

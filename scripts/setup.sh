@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 # chromium (headless) and a font: the app in a real browser (runbooks/browse.py, make demo).
 PACKAGES=(openssh-server nginx keepalived apache2 libapache2-mod-php php-mysql mariadb-server
+          mariadb-backup
           tini tcpdump tshark curl iproute2 util-linux procps python3-venv
           chromium fonts-dejavu-core)
 

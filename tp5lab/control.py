@@ -27,7 +27,7 @@ from tasks.core.inventory import natural_key
 from tasks.core.settings import ProjectError, Settings
 from tp5lab import etc_hosts, paths
 from tp5lab.etc_hosts import AppEntry
-from tp5lab.topology import Node, load_nodes
+from tp5lab.topology import Node, lab_mac, load_nodes
 
 REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "tini", "sshd", "ssh-keygen", "mount")
 SETUP_HINT = "run `make setup` as root (installs the Debian packages and the virtualenv)"
@@ -241,9 +241,14 @@ class Lab:
 
     def _ensure_bridge(self, links: dict[str, dict]) -> bool:
         changed = False
+        # A fixed MAC: by default a bridge takes its lowest port's, which changes as nodes
+        # come and go and leaves the nodes' entry for the controller pointing nowhere.
+        mac = lab_mac(self.settings.lab_bridge_address.split("/")[0])
         if self.bridge not in links:
-            _run(["ip", "link", "add", self.bridge, "type", "bridge"])
+            _run(["ip", "link", "add", self.bridge, "address", mac, "type", "bridge"])
             changed = True
+        elif links[self.bridge].get("address") != mac:
+            _run(["ip", "link", "set", self.bridge, "address", mac])
         addrs = json.loads(_run(["ip", "-j", "addr", "show", "dev", self.bridge]))
         have = {f"{a['local']}/{a['prefixlen']}" for a in addrs[0].get("addr_info", [])}
         if self.settings.lab_bridge_address not in have:
@@ -279,7 +284,8 @@ class Lab:
             _run(["ip", "netns", "add", node.netns])
             changed = True
         if node.veth not in links:
-            _run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", node.veth_peer])
+            _run(["ip", "link", "add", node.veth, "type", "veth",
+                  "peer", "name", node.veth_peer, "address", node.mac])
             _run(["ip", "link", "set", node.veth_peer, "netns", node.netns])
             _run(["ip", "-n", node.netns, "link", "set", node.veth_peer, "name", "eth0"])
             changed = True
@@ -292,6 +298,9 @@ class Lab:
         eth0 = by_name.get("eth0")
         if eth0 is None:
             raise LabError(f"node {node.name}: no eth0 in namespace {node.netns}; run lab down")
+        if eth0.get("address") != node.mac:
+            _run(["ip", "-n", node.netns, "link", "set", "eth0", "address", node.mac])
+            changed = True
         cidr = f"{node.address}/{node.prefix}"
         if cidr not in {f"{a['local']}/{a['prefixlen']}" for a in eth0.get("addr_info", [])}:
             _run(["ip", "-n", node.netns, "addr", "add", cidr, "dev", "eth0"])

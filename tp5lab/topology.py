@@ -39,6 +39,21 @@ class Node:
         """Temporary name of the node side before it is moved and renamed to eth0."""
         return "tp5p-" + hashlib.sha1(self.name.encode()).hexdigest()[:10]
 
+    @property
+    def mac(self) -> str:
+        """The node's eth0 hardware address, fixed by its IP address (see lab_mac)."""
+        return lab_mac(self.address)
+
+
+def lab_mac(address: str) -> str:
+    """A locally administered MAC made from an IPv4 address (02:00 + its four bytes).
+
+    A node removed and created again keeps the same MAC, so the neighbour entries that the
+    controller and the other nodes still hold for its address stay right (with a random MAC
+    they stay REACHABLE on the old one for up to ~45 s and nothing answers).
+    """
+    return "02:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
+
 
 def _mapping(path: Path) -> dict[Any, Any]:
     """A YAML file's top-level mapping, read as Nornir reads it, or ProjectError (exit 2)."""

@@ -39,10 +39,15 @@ class CommandResult:
         return self.rc == 0
 
 
-def _as_root(task: Task, command: str) -> str:
-    if (task.host.username or "root") == "root":
+def as_root(username: str | None, command: str) -> str:
+    """The command line that runs `command` as root when logged in as `username`."""
+    if (username or "root") == "root":
         return command
     return f"sudo -n sh -c {shlex.quote(command)}"
+
+
+def _as_root(task: Task, command: str) -> str:
+    return as_root(task.host.username, command)
 
 
 def run_command(

@@ -12,7 +12,8 @@ in ``diff`` and the actions in ``result``:
    hash (never the password) on its stdin, outside the binary log (each node has its own admin
    account, which must not replicate). Every other step uses pymysql from the controller,
    after the lab-route check. The admin account has no SUPER and no READ_ONLY ADMIN, so the
-   replica's read_only applies to it too;
+   replica's read_only applies to it too. On real machines it REQUIRES SSL, like the
+   replication account, and every connection is TLS (tasks.db.sql); the lab stays plain;
 2. ``converge_role``: ask every db node (tasks.db.survey) and converge toward the ACTUAL
    primary, the one writable node (tasks.db.topology), whatever the inventory's ``db_role``
    (its initial role) says; a live primary is never demoted to match the inventory. Every
@@ -25,9 +26,11 @@ in ``diff`` and the actions in ``result``:
    node address, only REPLICATION SLAVE), each created or fixed only when it differs;
 4. on a replica, ``converge_replica``: wait (bounded) for the primary to accept writes and
    hold its account, then ``CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos,
-   MASTER_DEMOTE_TO_SLAVE=1`` (heartbeat 1 s) only when it points elsewhere (or its login
-   failed), ``START SLAVE`` when a thread is stopped, wait until both threads run and the
-   replica has applied the primary's position, then turn the primary's semi-sync side on
+   MASTER_DEMOTE_TO_SLAVE=1`` (heartbeat 1 s; on real machines over TLS, the primary's
+   certificate checked against the CA: ``tasks.db.roles.master_ssl_sql``) only when it
+   points elsewhere, over another channel (TLS or plain) or its login failed, ``START
+   SLAVE`` when a thread is stopped, wait until both threads run and the replica has
+   applied the primary's position, then turn the primary's semi-sync side on
    (a first deploy opens the primary before any replica can acknowledge: its own writes
    would otherwise wait forever). A healthy replica is never reset.
 
@@ -52,6 +55,7 @@ from tasks.db.facts import (
     Statement,
     account_statements,
     grant_privileges,
+    grants_require_ssl,
     gtid_reached,
     parse_slave_status,
     privilege_sets,
@@ -137,18 +141,21 @@ def desired_accounts(primary: Host, inventory: Inventory, target: DbTarget) -> l
     accounts = [Account(app, web.hostname, app_hash, APP_PRIVILEGES, f"{app}.*")
                 for web in tier_hosts(inventory, "web")]
     accounts += [Account(REPL_USER, rep.hostname, repl_hash,
-                         frozenset({"REPLICATION SLAVE"}), "*.*")
+                         frozenset({"REPLICATION SLAVE"}), "*.*", require_ssl=target.tls)
                  for rep in tier_hosts(inventory, "db")]
     return accounts
 
 
-def admin_bootstrap_sql(admin_from: str, password_hash: str) -> str:
-    """SQL run as root over the unix socket: the controller's account, not binlogged."""
+def admin_bootstrap_sql(admin_from: str, password_hash: str, require_ssl: bool) -> str:
+    """SQL run as root over the unix socket: the controller's account, not binlogged
+    (`require_ssl`: real machines, REQUIRE SSL; the lab: REQUIRE NONE)."""
     who = f"'{ADMIN_USER}'@'{admin_from}'"
+    require = "REQUIRE SSL" if require_ssl else "REQUIRE NONE"
     return (
         "SET SESSION sql_log_bin = 0;\n"
-        f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY PASSWORD '{password_hash}';\n"
-        f"ALTER USER {who} IDENTIFIED BY PASSWORD '{password_hash}';\n"
+        f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY PASSWORD '{password_hash}' "
+        f"{require};\n"
+        f"ALTER USER {who} IDENTIFIED BY PASSWORD '{password_hash}' {require};\n"
         f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {who};\n"
         f"GRANT {ADMIN_PRIVILEGES} ON *.* TO {who} WITH GRANT OPTION;\n"
     )
@@ -177,12 +184,13 @@ def _admin_connect(target: DbTarget, host: Host,
             time.sleep(0.3)
 
 
-def _admin_grants_current(conn: pymysql.connections.Connection) -> bool:
+def _admin_grants_current(conn: pymysql.connections.Connection, require_ssl: bool) -> bool:
     """The admin account holds every privilege of ADMIN_PRIVILEGES (older deploys lacked
-    some)."""
-    granted = grant_privileges(str(next(iter(r.values()))) for r in query(conn, "SHOW GRANTS"))
+    some) and requires TLS exactly when `require_ssl`."""
+    grants = [str(next(iter(r.values()))) for r in query(conn, "SHOW GRANTS")]
     want = {p.strip() for p in ADMIN_PRIVILEGES.split(",")}
-    return want <= granted.get("*.*", set())
+    return (want <= grant_privileges(grants).get("*.*", set())
+            and grants_require_ssl(grants) == require_ssl)
 
 
 def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> Result:
@@ -201,18 +209,18 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
     origin = target.admin_from(str(host.hostname))
     who = f"{ADMIN_USER}@{origin}"
     if conn is not None:
-        if _admin_grants_current(conn) or task.is_dry_run():
+        if _admin_grants_current(conn, target.tls) or task.is_dry_run():
             return _report(task, [], connection=conn)
         conn.close()
         check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
-            origin, native_password_hash(target.secrets.admin)))
+            origin, native_password_hash(target.secrets.admin), target.tls))
         target.forget_link(host)  # the new privileges apply to new connections
-        return _report(task, [f"set the privileges of the admin account {who}"],
-                       connection=_admin_connect(target, host, deadline)[0])
+        return _report(task, [f"set the privileges and TLS requirement of the admin account "
+                              f"{who}"], connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
         return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
                               "schema and replication"], connection=None)
-    sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin))
+    sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin), target.tls)
     check_command(task, "mariadb --batch", stdin=sql)
     conn, code = _admin_connect(target, host, deadline)
     if conn is None:
@@ -321,23 +329,24 @@ def _setup_primary(conn: pymysql.connections.Connection, host: Host, inventory: 
     desired = desired_accounts(host, inventory, target)
     managed = sorted({a.user for a in desired} | {db, REPL_USER})
     marks = ", ".join(["%s"] * len(managed))
-    hashes = {(r["User"], r["Host"]): r["authentication_string"] for r in query(
-        conn, f"SELECT User, Host, authentication_string FROM mysql.user WHERE User IN ({marks})",
-        tuple(managed))}
+    users = query(conn, "SELECT User, Host, authentication_string, ssl_type FROM mysql.user "
+                        f"WHERE User IN ({marks})", tuple(managed))
+    hashes = {(r["User"], r["Host"]): r["authentication_string"] for r in users}
+    ssl_types = {(r["User"], r["Host"]): str(r["ssl_type"] or "") for r in users}
     privileges = privilege_sets(
         query(conn, "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES"),
         query(conn, "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE "
                     "FROM information_schema.SCHEMA_PRIVILEGES"),
     )
-    for stmt in account_statements(desired, hashes, privileges, managed):
+    for stmt in account_statements(desired, hashes, privileges, managed, ssl_types):
         _run(conn, stmt, dry, actions, host)
 
 
-def _replica_todo(conn: pymysql.connections.Connection, primary: Host) -> list[str]:
+def _replica_todo(conn: pymysql.connections.Connection, primary: Host, tls: bool) -> list[str]:
     """'change_master' and/or 'start' (tasks.db.facts.replica_actions), and a change when
     the heartbeat is not the settings' (replicas made before it was set)."""
     status = parse_slave_status(query(conn, "SHOW SLAVE STATUS"))
-    todo = replica_actions(status, primary.hostname, int(primary["db_port"]), REPL_USER)
+    todo = replica_actions(status, primary.hostname, int(primary["db_port"]), REPL_USER, tls)
     if status is not None and "change_master" not in todo \
             and heartbeat_period(conn) != HEARTBEAT:
         todo = ["change_master", "start"]
@@ -351,19 +360,21 @@ def _setup_replica(task: Task, conn: pymysql.connections.Connection, primary: Ho
     primary."""
     host, dry = task.host, task.is_dry_run()
     started = time.monotonic()
-    todo = _replica_todo(conn, primary)
+    todo = _replica_todo(conn, primary, target.tls)
     if dry:
-        actions.extend(_describe_replica_action(a, primary) for a in todo)
+        actions.extend(_describe_replica_action(a, primary, target.tls) for a in todo)
         return 0.0
     primary_conn = _wait_primary_ready(host, primary, target)
     waited = time.monotonic() - started
     try:
         if "change_master" in todo:
-            actions.append(_describe_replica_action("change_master", primary))
+            actions.append(_describe_replica_action("change_master", primary, target.tls))
             task.run(task=follow_primary, address=primary.hostname,
-                     port=int(primary["db_port"]), password=target.secrets.replication)
+                     port=int(primary["db_port"]), password=target.secrets.replication,
+                     tls=target.tls)
         if "start" in todo:
-            _run(conn, Statement(_describe_replica_action("start", primary), "START SLAVE"),
+            _run(conn, Statement(_describe_replica_action("start", primary, target.tls),
+                                 "START SLAVE"),
                  dry, actions, host)
         wait_caught_up(conn, primary_conn, host, primary, CATCH_UP_WAIT)
         _ensure_semi_sync(conn, primary_conn, host, primary, actions)
@@ -395,10 +406,10 @@ def _ensure_semi_sync(conn: pymysql.connections.Connection,
     clear_degraded()  # a replica has caught up and semi-sync is on
 
 
-def _describe_replica_action(action: str, primary: Host) -> str:
+def _describe_replica_action(action: str, primary: Host, tls: bool) -> str:
     if action == "change_master":
         return (f"replicate from {primary.name} ({primary.hostname}) as {REPL_USER}, "
-                "GTID slave_pos, heartbeat 1 s")
+                "GTID slave_pos, heartbeat 1 s" + (", TLS verified" if tls else ""))
     return "start replication"
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Errors of the replica's IO thread that a new CHANGE MASTER (address, account) may cure.
-IO_ERRORS_NEEDING_CHANGE = frozenset({1045, 2003, 2005, 2061})
+# Errors of the replica's IO thread that a new CHANGE MASTER (address, account, TLS) may cure.
+IO_ERRORS_NEEDING_CHANGE = frozenset({1045, 2003, 2005, 2026, 2061})
 FORBIDDEN_ADMIN_PRIVILEGES = ("SUPER", "READ_ONLY ADMIN", "ALL PRIVILEGES")
 
 
@@ -31,6 +31,13 @@ class ReplicaStatus:
     seconds_behind: int | None
     using_gtid: str
     gtid_io_pos: str
+    ssl_allowed: str = "No"  # Master_SSL_Allowed
+    ssl_verify: str = "No"  # Master_SSL_Verify_Server_Cert
+
+    @property
+    def verified_tls(self) -> bool:
+        """Replication is configured over TLS with the primary's certificate checked."""
+        return self.ssl_allowed == "Yes" and self.ssl_verify == "Yes"
 
     @property
     def running(self) -> bool:
@@ -51,10 +58,13 @@ class ReplicaStatus:
         """Both threads running, no error, no lag."""
         return self.running and not self.last_error and self.seconds_behind == 0
 
-    def points_at(self, host: str, port: int, user: str) -> bool:
-        """Configured for this primary and account, with GTID from the replica's position."""
-        return ((self.master_host, self.master_port, self.master_user, self.using_gtid)
-                == (host, port, user, "Slave_Pos"))
+    def points_at(self, host: str, port: int, user: str, tls: bool = False) -> bool:
+        """Configured for this primary and account, with GTID from the replica's position,
+        over verified TLS when `tls` (real machines), plain otherwise (the lab)."""
+        wanted_tls = ("Yes", "Yes") if tls else ("No", "No")
+        return ((self.master_host, self.master_port, self.master_user, self.using_gtid,
+                 (self.ssl_allowed, self.ssl_verify))
+                == (host, port, user, "Slave_Pos", wanted_tls))
 
 
 def parse_slave_status(rows: list[Mapping[str, Any]]) -> ReplicaStatus | None:
@@ -76,17 +86,23 @@ def parse_slave_status(rows: list[Mapping[str, Any]]) -> ReplicaStatus | None:
         seconds_behind=None if behind is None or behind == "" else int(behind),
         using_gtid=str(row.get("Using_Gtid") or "No"),
         gtid_io_pos=str(row.get("Gtid_IO_Pos") or ""),
+        ssl_allowed=str(row.get("Master_SSL_Allowed") or "No"),
+        ssl_verify=str(row.get("Master_SSL_Verify_Server_Cert") or "No"),
     )
 
 
-def replica_actions(status: ReplicaStatus | None, host: str, port: int, user: str) -> list[str]:
+def replica_actions(status: ReplicaStatus | None, host: str, port: int, user: str,
+                    tls: bool = False) -> list[str]:
     """What a replica needs: 'change_master' and/or 'start' (empty: leave it alone).
+
+    `tls`: replication must run over verified TLS (real machines); a replica configured
+    otherwise is pointed again (the lab: plain, so a node that had TLS is pointed again too).
 
     A replica pointed at the right primary is never reconfigured unless its IO thread stopped
     on a connection or login error; a stopped one is only started again (it resumes from its
     GTID position, so no row is skipped); a running one is untouched.
     """
-    if status is None or not status.points_at(host, port, user):
+    if status is None or not status.points_at(host, port, user, tls):
         return ["change_master", "start"]
     if status.io_running != "Yes" and status.io_errno in IO_ERRORS_NEEDING_CHANGE:
         return ["change_master", "start"]
@@ -139,10 +155,15 @@ class Account:
     password_hash: str
     privileges: frozenset[str]
     scope: str
+    require_ssl: bool = False  # REQUIRE SSL (real machines: the replication account)
 
     @property
     def name(self) -> str:
         return f"'{self.user}'@'{self.host}'"
+
+    @property
+    def require_clause(self) -> str:
+        return "REQUIRE SSL" if self.require_ssl else "REQUIRE NONE"
 
 
 @dataclass(frozen=True)
@@ -159,13 +180,16 @@ def account_statements(
     current_hashes: Mapping[tuple[str, str], str],
     current_privileges: Mapping[tuple[str, str], set[str]],
     managed_users: Iterable[str],
+    current_ssl: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Statement]:
     """Statements that make the accounts of managed_users exactly `desired` (pure).
 
     current_hashes: (user, host) -> authentication_string; current_privileges:
-    (user, host) -> {'<PRIV> ON <scope>'}. Accounts of managed users that are not desired
-    (e.g. a web server removed from the inventory) are dropped.
+    (user, host) -> {'<PRIV> ON <scope>'}; current_ssl: (user, host) -> mysql.user's
+    ssl_type ('' none, 'ANY' for REQUIRE SSL). Accounts of managed users that are not
+    desired (e.g. a web server removed from the inventory) are dropped.
     """
+    current_ssl = current_ssl or {}
     out: list[Statement] = []
     wanted = {(a.user, a.host) for a in desired}
     for user, host in sorted(k for k in current_hashes if k[0] in set(managed_users)):
@@ -175,13 +199,13 @@ def account_statements(
     for acc in desired:
         key = (acc.user, acc.host)
         if key not in current_hashes:
-            out.append(Statement(f"create account {acc.name}",
-                                 "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s",
+            out.append(Statement(f"create account {acc.name}"
+                                 + (" (REQUIRE SSL)" if acc.require_ssl else ""),
+                                 "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s "
+                                 + acc.require_clause,
                                  (acc.user, acc.host, acc.password_hash)))
-        elif current_hashes[key] != acc.password_hash:
-            out.append(Statement(f"set the password of {acc.name}",
-                                 "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s",
-                                 (acc.user, acc.host, acc.password_hash)))
+        else:
+            out += _existing_account(acc, current_hashes[key], current_ssl.get(key, ""))
         want = {f"{p} ON {acc.scope}" for p in acc.privileges}
         have = current_privileges.get(key, set())
         if have != want:
@@ -194,6 +218,26 @@ def account_statements(
                                  f"GRANT {privs} ON {acc.scope} TO %s@%s",
                                  (acc.user, acc.host)))
     return out
+
+
+def _existing_account(acc: Account, password_hash: str, ssl_type: str) -> list[Statement]:
+    """The password and TLS requirement of an account that exists."""
+    out = []
+    if password_hash != acc.password_hash:
+        out.append(Statement(f"set the password of {acc.name}",
+                             "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s",
+                             (acc.user, acc.host, acc.password_hash)))
+    if (ssl_type == "ANY") != acc.require_ssl or ssl_type not in ("", "ANY"):
+        what = "require TLS for" if acc.require_ssl else "no longer require TLS for"
+        out.append(Statement(f"{what} {acc.name}", f"ALTER USER %s@%s {acc.require_clause}",
+                             (acc.user, acc.host)))
+    return out
+
+
+def grants_require_ssl(grants: Iterable[str]) -> bool:
+    """SHOW GRANTS lines say REQUIRE SSL (on the account's global line)."""
+    return any(line.startswith("GRANT ") and " ON *.* TO " in line and " REQUIRE SSL" in line
+               for line in grants)
 
 
 def privilege_sets(

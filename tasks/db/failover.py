@@ -12,11 +12,13 @@ to run again after an interruption: each step looks at the nodes' state first.
   thread lost it). Stop the IO thread (never restart it before promoting: that purges the
   relay log), wait until the SQL thread applied everything received (``gtid_slave_pos`` equals
   ``Gtid_IO_Pos``), reset replication, write the epoch row, open the node. Its writes then
-  wait for a replica: ``rejoin`` the old primary, or ``degrade``.
+  wait for a replica: ``rejoin`` the old primary, or ``degrade``. Never promotes a node that
+  was not in sync when the tier was last seen healthy, that restarted since, that holds
+  transactions of its own, or of a degraded tier (tasks.db.insync).
 - ``rejoin(name)``: a returned node becomes a replica of the actual primary
   (``MASTER_DEMOTE_TO_SLAVE``); a diverged node (error 1236, or GTIDs the primary lacks) is
-  refused with what to do (re-clone it; `rebuild` is not automated yet). Turns semi-sync
-  back on at the primary.
+  refused with the command that re-clones it (``rebuild``, tasks.db.rebuild). Turns semi-sync
+  back on at the primary (``attach``, shared with ``rebuild``).
 - ``degrade()``: the primary stops waiting for acknowledgements (async, on purpose), recorded
   in the controller's state (``DEGRADED_MARK``): no replica may be promoted by ``failover``
   until one has caught up and semi-sync is on again (``rejoin`` or the deploy clear it).
@@ -32,6 +34,7 @@ from tasks.core import state
 from tasks.db import gtid
 from tasks.db.degraded import DEGRADED_MARK, clear_degraded, degraded_mark, mark_degraded
 from tasks.db.deploy import database_name
+from tasks.db.insync import last_in_sync, promotion_refusal, record_in_sync
 from tasks.db.roles import (
     fence_writes,
     follow_primary,
@@ -41,14 +44,15 @@ from tasks.db.roles import (
     semi_sync_master,
 )
 from tasks.db.sql import DbError, query, scalar
-from tasks.db.status import NodeStatus
+from tasks.db.status import NodeStatus, cluster_status
 from tasks.db.tier import Refused, Steps, Tier
-from tasks.db.verify import wait_marker, write_marker
+from tasks.db.verify import tier_statuses, wait_marker, write_marker
 
 CATCH_UP = 30.0
 CHECK_WAIT = 10.0
 POLL = 0.005
 EPOCH_TABLE = "failovers"
+RECORD_WAIT = 5.0
 
 
 # --- preconditions -----------------------------------------------------------------------
@@ -129,7 +133,7 @@ def make_replica(tier: Tier, name: str, primary: str) -> None:
         semi_sync_master(conn, False)  # fenced: nothing waits for an ack here
     host = tier.host(primary)
     tier.on(name, follow_primary, address=host.hostname, port=int(host["db_port"]),
-            password=tier.target.secrets.replication, demote=True)
+            password=tier.target.secrets.replication, demote=True, tls=tier.target.tls)
     with tier.conn(name) as conn:
         query(conn, "START SLAVE")
 
@@ -147,7 +151,7 @@ def wait_replicating(tier: Tier, name: str, primary: str, timeout: float) -> Non
             if row.get("Last_IO_Errno") == 1236:
                 raise Refused(f"{name} has diverged from {primary} (error 1236: "
                               f"{row.get('Last_IO_Error')}): re-clone {name} from "
-                              f"{primary} (mariadb-backup; not automated yet)")
+                              f"{primary}: {rebuild_command(name)}")
             running = (row.get("Slave_IO_Running"), row.get("Slave_SQL_Running")) == ("Yes",
                                                                                      "Yes")
             have = scalar(conn, "SELECT @@GLOBAL.gtid_current_pos")
@@ -179,6 +183,25 @@ def check_pair(tier: Tier, primary: str, replica: str, timeout: float = CHECK_WA
     return delay
 
 
+def rebuild_command(name: str) -> str:
+    return f"runbooks/db_failover.py rebuild {name}"
+
+
+def record_if_healthy(tier: Tier, steps: Steps, wait: float = RECORD_WAIT) -> bool:
+    """Record the tier as seen in sync (tasks.db.insync) once it is healthy (a replica
+    under load may show a second of lag: asked again for up to `wait` s)."""
+    deadline = time.monotonic() + wait
+    while True:
+        cluster = cluster_status(tier_statuses(tier.target, tier.nr.inventory))
+        if record_in_sync(cluster):
+            steps.say("  recorded: the tier is in sync (what failover promotes from)")
+            return True
+        if time.monotonic() > deadline:
+            steps.say("  not recorded as in sync: " + "; ".join(cluster.problems))
+            return False
+        time.sleep(0.2)
+
+
 # --- the operations -----------------------------------------------------------------------
 
 def switchover(tier: Tier, to: str, steps: Steps, catch_up: float = CATCH_UP) -> None:
@@ -201,6 +224,7 @@ def switchover(tier: Tier, to: str, steps: Steps, catch_up: float = CATCH_UP) ->
     with steps.step(f"check: {old} replicates from {to}, a marker goes through"):
         wait_replicating(tier, old, to, catch_up)
         check_pair(tier, to, old)
+    record_if_healthy(tier, steps)
     pause = sum(steps.ms(p) for p in ("fence", "wait", "stop", "demote", "promote"))
     steps.say(f"switchover done: {to} is the primary, {old} its replica (writes refused "
               f"for about {pause:.0f} ms, fence to promotion)")
@@ -216,11 +240,6 @@ def _failover_target(tier: Tier, nodes: dict[str, NodeStatus], to: str | None) -
     if name is None or name not in replicas:
         raise Refused(f"name the node to promote among the reachable replicas {replicas} "
                       "(--to)")
-    mark = degraded_mark()
-    if mark is not None:
-        raise Refused(f"the tier has run without semi-sync since {mark['since']} "
-                      f"(degrade): {name} may lack acknowledged writes; it is not promotable "
-                      f"until it has caught up and semi-sync is on again")
     target = nodes[name]
     rep = target.replica
     assert rep is not None
@@ -235,6 +254,12 @@ def _failover_target(tier: Tier, nodes: dict[str, NodeStatus], to: str | None) -
                       "controller alone lost it; refusing (a partition, not a dead primary)")
     if rep.sql_errno:
         raise Refused(f"{name}: its SQL thread stopped on an error: {rep.sql_error}")
+    why = promotion_refusal(target, dead, last_in_sync(), degraded_mark())
+    if why:
+        raise Refused(f"{name} is not promotable: {why}. Promoting it could lose writes "
+                      f"{dead} acknowledged: bring {dead} back (it restarts read-only) and run "
+                      f"runbooks/deploy.py --group db, which reopens it once {name} holds "
+                      f"nothing it lacks; then runbooks/db_failover.py rejoin {name} if needed")
     return name, dead
 
 
@@ -312,22 +337,37 @@ def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> N
         if not node.reachable:
             raise Refused(f"{name} does not answer: {node.error}")
     _check_not_diverged(node, primary)
-    if node.role == "replica" and _source(tier, node) == primary.name and \
-            node.replica is not None and node.replica.running:
+    if _follows(tier, node, primary.name):
         steps.say(f"{name} already replicates from {primary.name}")
     else:
         with steps.step(f"{name}: replicate from {primary.name} (MASTER_DEMOTE_TO_SLAVE)"):
             make_replica(tier, name, primary.name)
-    with steps.step(f"wait until {name} caught up with {primary.name}"):
-        wait_replicating(tier, name, primary.name, catch_up)
-    with steps.step(f"semi-sync on at {primary.name}"):
-        with tier.conn(primary.name) as conn:
+    attach(tier, name, primary.name, steps, catch_up)
+    steps.say(f"rejoin done: {name} replicates from {primary.name}")
+
+
+def attach(tier: Tier, name: str, primary: str, steps: Steps,
+           catch_up: float = CATCH_UP) -> None:
+    """`name` replicates from `primary`: wait until it caught up, turn semi-sync on at the
+    primary (the degraded mark cleared), check a marker goes through, record the tier."""
+    with steps.step(f"wait until {name} caught up with {primary}"):
+        wait_replicating(tier, name, primary, catch_up)
+    with steps.step(f"semi-sync on at {primary}"):
+        with tier.conn(primary) as conn:
             if semi_sync_master(conn, True):
                 steps.say("  it was off (degraded): on again")
         clear_degraded()
-    with steps.step(f"check: a marker goes from {primary.name} to {name}"):
-        check_pair(tier, primary.name, name)
-    steps.say(f"rejoin done: {name} replicates from {primary.name}")
+    with steps.step(f"check: a marker goes from {primary} to {name}"):
+        check_pair(tier, primary, name)
+    record_if_healthy(tier, steps)
+
+
+def _follows(tier: Tier, node: NodeStatus, primary: str) -> bool:
+    """`node` replicates from `primary`, running, over verified TLS exactly when the tier
+    uses TLS (real machines)."""
+    return (node.role == "replica" and _source(tier, node) == primary
+            and node.replica is not None and node.replica.running
+            and node.replica.verified_tls == tier.target.tls)
 
 
 def _check_not_diverged(node: NodeStatus, primary: NodeStatus) -> None:
@@ -338,7 +378,7 @@ def _check_not_diverged(node: NodeStatus, primary: NodeStatus) -> None:
     if not gtid.contains(primary.gtid_binlog_pos, node.gtid_binlog_pos):
         raise Refused(f"{node.name} has transactions {primary.name} never had "
                       f"({', '.join(ahead)}): it diverged; re-clone {node.name} from "
-                      f"{primary.name} (mariadb-backup; not automated yet)")
+                      f"{primary.name}: {rebuild_command(node.name)}")
 
 
 def degrade(tier: Tier, steps: Steps) -> None:

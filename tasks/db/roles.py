@@ -16,6 +16,7 @@ from nornir.core.task import Result, Task
 from pymysql.converters import escape_string
 
 from tasks.core.remote import run_command
+from tasks.core.tls import NODE_CA
 from tasks.db.sql import REPL_USER, DbError, query, scalar
 
 HEARTBEAT = 1  # MASTER_HEARTBEAT_PERIOD (s); slave_net_timeout is 4 s (the settings)
@@ -76,30 +77,45 @@ def fence_writes(task: Task, lock_wait: int = FENCE_LOCK_WAIT) -> Result:
     return Result(host=task.host, changed=True, result="read_only ON")
 
 
-def change_master_sql(address: str, port: int, password: str, demote: bool) -> str:
-    """STOP SLAVE, then CHANGE MASTER TO the primary by GTID (slave_pos), heartbeat 1 s.
+def _lit(value: str) -> str:
+    return "'" + escape_string(value) + "'"
+
+
+def master_ssl_sql(tls: bool) -> str:
+    """The CHANGE MASTER options of the replication channel's TLS, always spelled out (a
+    CHANGE MASTER keeps the options it does not name): TLS with the primary's certificate
+    checked against the CA the deploy pushed and the address dialled (real machines), or
+    plain (the lab)."""
+    if tls:
+        return (f"MASTER_SSL = 1, MASTER_SSL_CA = {_lit(NODE_CA)}, "
+                "MASTER_SSL_VERIFY_SERVER_CERT = 1")
+    return "MASTER_SSL = 0, MASTER_SSL_CA = '', MASTER_SSL_VERIFY_SERVER_CERT = 0"
+
+
+def change_master_sql(address: str, port: int, password: str, demote: bool,
+                      tls: bool = False) -> str:
+    """STOP SLAVE, then CHANGE MASTER TO the primary by GTID (slave_pos), heartbeat 1 s,
+    over verified TLS when `tls` (``master_ssl_sql``).
 
     `demote`: ``MASTER_DEMOTE_TO_SLAVE=1``: the node's own binlog position becomes its
     replication position (an old primary rejoining: it then asks for what comes after what
     it wrote, and a diverged node fails with error 1236 instead of forking silently).
     """
-    def lit(value: str) -> str:
-        return "'" + escape_string(value) + "'"
-
     return ("STOP SLAVE;\n"
-            f"CHANGE MASTER TO MASTER_HOST = {lit(address)}, MASTER_PORT = {int(port)}, "
-            f"MASTER_USER = {lit(REPL_USER)}, MASTER_PASSWORD = {lit(password)}, "
+            f"CHANGE MASTER TO MASTER_HOST = {_lit(address)}, MASTER_PORT = {int(port)}, "
+            f"MASTER_USER = {_lit(REPL_USER)}, MASTER_PASSWORD = {_lit(password)}, "
             f"MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = {CONNECT_RETRY}, "
-            f"MASTER_HEARTBEAT_PERIOD = {HEARTBEAT}"
+            f"MASTER_HEARTBEAT_PERIOD = {HEARTBEAT}, {master_ssl_sql(tls)}"
             + (", MASTER_DEMOTE_TO_SLAVE = 1" if demote else "") + ";\n")
 
 
 def follow_primary(task: Task, address: str, port: int, password: str,
-                   demote: bool = True) -> Result:
+                   demote: bool = True, tls: bool = False) -> Result:
     """Nornir task: point the node's replication at a primary (``change_master_sql``) as
     root: the demotion writes ``gtid_slave_pos``, which read_only refuses to the admin.
-    Replication stays stopped (START SLAVE is the caller's)."""
-    root_sql(task, change_master_sql(address, port, password, demote))
+    `tls`: over verified TLS (real machines). Replication stays stopped (START SLAVE is the
+    caller's)."""
+    root_sql(task, change_master_sql(address, port, password, demote, tls))
     return Result(host=task.host, changed=True, result=f"follows {address}:{port}")
 
 

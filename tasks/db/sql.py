@@ -1,9 +1,12 @@
 """pymysql connections from the controller to the database nodes, checked and short-timed.
 
 In lab mode every connection is refused unless the address is routed through the lab bridge
-(``tasks.core.guard``), so lab traffic never leaves the machine. Connections use short timeouts and
-autocommit. Accounts: the controller's admin (``tp5admin``), the replication account
-(``repl``) and the application's (named after the app).
+(``tasks.core.guard``), so lab traffic never leaves the machine, and connections are plain.
+On real machines every connection is TLS, checked against the controller's database CA
+(``tasks.core.tls``) and the address dialled (the certificate's IP SAN); the admin and
+replication accounts REQUIRE SSL. Connections use short timeouts and autocommit. Accounts:
+the controller's admin (``tp5admin``), the replication account (``repl``) and the
+application's (named after the app).
 
 A run that asks the db nodes many times (the deploy: the admin account, the actual primary,
 the node's check, the database check) gives its ``DbTarget`` an ``AdminLinks``
@@ -26,6 +29,7 @@ import pymysql
 import pymysql.cursors
 from nornir.core.inventory import Host
 
+from tasks.core import tls
 from tasks.core.guard import check_addresses, route_source
 from tasks.core.secrets import DbSecrets, db_secrets
 from tasks.core.settings import Settings
@@ -62,6 +66,12 @@ class DbTarget:
     def from_settings(cls, settings: Settings) -> DbTarget:
         return cls(is_lab=settings.is_lab, bridge=settings.lab_bridge,
                    bridge_address=settings.lab_bridge_address)
+
+    @property
+    def tls(self) -> bool:
+        """Real machines: TLS for the controller's connections and replication, and the
+        admin and replication accounts REQUIRE SSL. The lab keeps plain connections."""
+        return not self.is_lab
 
     def for_run(self) -> DbTarget:
         """The same target with one shared admin connection per node (``AdminLinks``); the
@@ -115,8 +125,9 @@ def connect(
     name: str | None = None, database: str | None = None, read_timeout: int = READ_TIMEOUT,
     kind: type[pymysql.connections.Connection] = pymysql.connections.Connection,
 ) -> pymysql.connections.Connection:
-    """Open an autocommit pymysql connection (dict rows) after the lab route check (`kind`:
-    the connection class, ``SharedConnection`` for a run's links)."""
+    """Open an autocommit pymysql connection (dict rows): after the lab route check and
+    plain in the lab; TLS verified against the CA and `address` otherwise (`kind`: the
+    connection class, ``SharedConnection`` for a run's links)."""
     label = name or address
     if target.is_lab:
         problems = check_addresses(target.bridge, [address])
@@ -127,11 +138,24 @@ def connect(
             host=address, port=port, user=user, password=password, database=database,
             connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
             write_timeout=read_timeout, autocommit=True,
-            cursorclass=pymysql.cursors.DictCursor,
+            cursorclass=pymysql.cursors.DictCursor, **tls_options(target, label),
         )
     except pymysql.MySQLError as exc:
         raise DbError(f"{label}: cannot connect to {address}:{port} as {user}: "
                       f"{describe_error(exc)}") from exc
+
+
+def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
+    """pymysql's TLS arguments: none in the lab (plain, as the lab's servers have no TLS);
+    on real machines TLS required, the server's certificate checked against the CA and its
+    name against the address dialled (pymysql then refuses a server without TLS)."""
+    if not target.tls:
+        return {"ssl_disabled": True}
+    ca = tls.ca_file()
+    if not ca.is_file():
+        raise DbError(f"{label}: no database CA at {ca}: deploy the db tier first (it makes "
+                      "the CA and the nodes' certificates)")
+    return {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True}
 
 
 def connect_admin(target: DbTarget, host: Host,

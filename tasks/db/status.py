@@ -2,7 +2,7 @@
 
 - ``read_node_status`` (SQL, reads only): one node's ``NodeStatus``: read_only, the GTID
   positions (binlog, slave, current), replication threads, lag, semi-sync on both sides,
-  and the durability settings it runs with.
+  the durability settings it runs with, and when mariadbd started.
 - ``cluster_status`` (pure): the nodes together: the actual primary (the one writable node
   that replicates from no one, whatever the inventory says), every problem found (two
   writable nodes, a replica following another node, a diverged node, semi-sync off...).
@@ -32,6 +32,9 @@ DURABILITY = {
     "rpl_semi_sync_master_timeout": "18446744073709551615",
     "rpl_semi_sync_master_wait_no_slave": "1", "slave_net_timeout": "4",
 }  # init_rpl_role is a start option only: mariadbd --help checks it (tasks.deploy.files)
+# When mariadbd started (Unix s): a restart since the tier was seen in sync (tasks.db.insync).
+BOOTED = ("SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE AS booted FROM "
+          "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class NodeStatus:
     replica: ReplicaStatus | None = None
     semi: SemiSync = field(default_factory=SemiSync)
     settings: dict[str, str] = field(default_factory=dict)
+    booted: int | None = None  # boot time (Unix s): changes when mariadbd restarts
 
     @property
     def role(self) -> str:
@@ -113,6 +117,7 @@ def read_node_status(conn: pymysql.connections.Connection, host: Host) -> NodeSt
     row = query(conn, "SELECT @@server_id AS server_id, @@read_only AS read_only, "
                       "@@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos, "
                       "@@gtid_current_pos AS current_pos")[0]
+    booted = query(conn, BOOTED)[0]["booted"]
     return NodeStatus(
         name=host.name, address=host.hostname, inventory_role=str(host["db_role"]),
         server_id=int(row["server_id"]), read_only=bool(row["read_only"]),
@@ -120,6 +125,7 @@ def read_node_status(conn: pymysql.connections.Connection, host: Host) -> NodeSt
         gtid_current_pos=str(row["current_pos"] or ""),
         replica=parse_slave_status(query(conn, "SHOW SLAVE STATUS")),
         semi=read_semi_sync(conn), settings=read_settings(conn),
+        booted=None if booted is None else int(round(float(booted))),
     )
 
 
@@ -198,7 +204,7 @@ def _replica_problems(node: NodeStatus, primary: NodeStatus | None) -> list[str]
         ahead = ", ".join(gtid.ahead(node.gtid_current_pos, primary.gtid_binlog_pos))
         problems.append(f"{node.name}: DIVERGED: holds transactions the primary "
                         f"{primary.name} lacks ({ahead}): re-clone {node.name} from "
-                        f"{primary.name} (mariadb-backup)")
+                        f"{primary.name}: runbooks/db_failover.py rebuild {node.name}")
     return problems
 
 

@@ -11,7 +11,9 @@
   runs it once its hosts are done (its database check), as ``db_status.py --verify``.
 
 The state itself (``NodeStatus``, ``cluster_status``, ``db_status``, ``print_cluster``) is
-``tasks.db.status``; the actual primary is found by asking every node of the inventory.
+``tasks.db.status``; the actual primary is found by asking every node of the inventory. Both
+checks record a tier they see healthy as in sync (``tasks.db.insync``: what ``failover``
+promotes from).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nornir.core.task import Result, Task
 from tasks.core.inventory import tier_hosts
 from tasks.db.deploy import database_name
 from tasks.db.facts import forbidden_admin_privileges
+from tasks.db.insync import record_in_sync
 from tasks.db.sql import DbError, DbTarget, connect_admin, query, scalar
 from tasks.db.status import (  # noqa: F401  (re-exported: the status view's names)
     ClusterStatus,
@@ -111,8 +114,11 @@ def write_refusal(replica_conn: pymysql.connections.Connection, db: str) -> str 
 
 def _tier(target: DbTarget, inventory: Inventory, host: Host,
           semi: bool) -> tuple[ClusterStatus, NodeStatus, list[str]]:
-    """The tier's state, this host's NodeStatus and the problems that concern it."""
-    cluster = cluster_status(tier_statuses(target, inventory), semi=semi)
+    """The tier's state, this host's NodeStatus and the problems that concern it. A tier
+    seen healthy (semi-sync included) is recorded in sync (tasks.db.insync)."""
+    nodes = tier_statuses(target, inventory)
+    record_in_sync(cluster_status(nodes))
+    cluster = cluster_status(nodes, semi=semi)
     status = next(n for n in cluster.nodes if n.name == host.name)
     if not status.reachable:
         raise DbError(status.error)

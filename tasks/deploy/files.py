@@ -18,6 +18,7 @@ from typing import Literal
 
 from nornir.core.inventory import Host
 
+from tasks.core import tls
 from tasks.core.inventory import tier_of
 
 FileState = Literal["file", "link", "absent"]
@@ -76,7 +77,10 @@ class FileSpec:
     reload_cmd: str | None = None
     state: FileState = "file"
     target: str | None = None
-    secret: bool = False  # holds a password: its diff never shows the content
+    secret: bool = False  # holds a password or key: its diff never shows the content
+    # Generated values the template needs besides the inventory (tasks.deploy.plan):
+    # "db_pass" (the app's password), "tls_ca", "tls_cert", "tls_key" (the node's TLS PEMs).
+    inputs: tuple[str, ...] = ()
 
     @property
     def checks_candidate(self) -> bool:
@@ -140,7 +144,8 @@ def web_files(app_name: str) -> list[FileSpec]:
         _apache("/etc/apache2/sites-enabled/000-default.conf", state="absent"),
         # The page's database settings: live only once the db tier is deployed ("app").
         FileSpec(path=f"/etc/{app_name}/db.php", template="php/db.php.j2", mode="0640",
-                 owner="root:www-data", service="app", validate_cmd=PHP_CHECK, secret=True),
+                 owner="root:www-data", service="app", validate_cmd=PHP_CHECK, secret=True,
+                 inputs=("db_pass",)),
     ]
 
 
@@ -157,8 +162,10 @@ def rp_files(app_name: str) -> list[FileSpec]:
     ]
 
 
-def expected_variables(host: Host) -> dict[str, str]:
-    """Values `mariadbd --help --verbose` must show once the settings are read."""
+def expected_variables(host: Host, tls_on: bool = False) -> dict[str, str]:
+    """Values `mariadbd --help --verbose` must show once the settings are read (`tls_on`:
+    real machines, the TLS files)."""
+    tls_files = {"ssl-ca": tls.NODE_CA, "ssl-cert": tls.NODE_CERT, "ssl-key": tls.NODE_KEY}
     return {
         "server-id": str(host["db_server_id"]),
         "bind-address": str(host.hostname),
@@ -169,6 +176,7 @@ def expected_variables(host: Host) -> dict[str, str]:
         "gtid-strict-mode": "TRUE",
         "log-slave-updates": "TRUE",
         "skip-name-resolve": "TRUE",
+        **(tls_files if tls_on else {}),
     }
 
 
@@ -190,19 +198,48 @@ def mariadb_check(expected: dict[str, str]) -> str:
     )
 
 
-def db_files(host: Host) -> list[FileSpec]:
-    """The MariaDB server settings, checked by mariadbd itself; a change restarts it."""
-    return [FileSpec(path=MARIADB_SETTINGS, template="mariadb/60-tp5.cnf.j2", service="mariadb",
-                     validate_cmd=mariadb_check(expected_variables(host)),
-                     reload_cmd=MARIADB_RESTART)]
+def tls_check() -> str:
+    """Shell check of a node's TLS files: present, and the key readable by mariadbd (which
+    otherwise starts without TLS, logging only a warning)."""
+    files = " ".join(shlex.quote(p) for p in (tls.NODE_CA, tls.NODE_CERT, tls.NODE_KEY))
+    key = shlex.quote(tls.NODE_KEY)
+    return (f"for f in {files}; do [ -s \"$f\" ] || {{ echo \"$f is missing or empty\"; "
+            "exit 1; }; done; "
+            f"runuser -u mysql -- test -r {key} || {{ echo \"mysql cannot read {key}\"; "
+            "exit 1; }")
 
 
-def host_files(host: Host) -> list[FileSpec]:
-    """The files of ``host``'s tier, in the order to apply them."""
+def tls_files() -> list[FileSpec]:
+    """A db node's TLS files (real machines): the CA, its certificate and its key (root's,
+    readable by the mysql group only); generated on the controller (tasks.core.tls)."""
+    common = {"service": "mariadb", "validate_cmd": tls_check(), "reload_cmd": MARIADB_RESTART}
+    return [
+        FileSpec(path=tls.NODE_CA, template="mariadb/tls/ca.pem.j2", inputs=("tls_ca",),
+                 **common),
+        FileSpec(path=tls.NODE_CERT, template="mariadb/tls/server.pem.j2",
+                 inputs=("tls_cert",), **common),
+        FileSpec(path=tls.NODE_KEY, template="mariadb/tls/server.key.j2", mode="0640",
+                 owner="root:mysql", secret=True, inputs=("tls_key",), **common),
+    ]
+
+
+def db_files(host: Host, tls_on: bool = False) -> list[FileSpec]:
+    """The MariaDB server settings, checked by mariadbd itself; a change restarts it.
+    `tls_on` (real machines): the node's TLS files first, which the settings name."""
+    settings = FileSpec(path=MARIADB_SETTINGS, template="mariadb/60-tp5.cnf.j2",
+                        service="mariadb",
+                        validate_cmd=mariadb_check(expected_variables(host, tls_on)),
+                        reload_cmd=MARIADB_RESTART)
+    return [*(tls_files() if tls_on else []), settings]
+
+
+def host_files(host: Host, tls_on: bool = False) -> list[FileSpec]:
+    """The files of ``host``'s tier, in the order to apply them (`tls_on`: real machines,
+    the db nodes' TLS files)."""
     tier = tier_of(host)
     app_name = str(host["app_name"])
     if tier == "web":
         return web_files(app_name)
     if tier == "rp":
         return rp_files(app_name)
-    return db_files(host)
+    return db_files(host, tls_on)

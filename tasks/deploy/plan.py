@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from nornir.core.inventory import Inventory
 from nornir.core.task import Result, Task
 
+from tasks.core import tls
+from tasks.core.inventory import fqdn, tier_of
 from tasks.core.remote import RemoteCommandError, run_command
 from tasks.db.sql import DbTarget
 from tasks.deploy.files import DAEMONS, FileSpec, by_service, host_files
@@ -52,12 +54,35 @@ def boot_script(services: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _desired(task: Task, spec: FileSpec, context: dict, db: DbTarget | None) -> DesiredFile:
+class Generated:
+    """The generated values templates may need (``FileSpec.inputs``), made on first use:
+    the app's password (``db``'s secrets) and the db node's TLS PEMs (tasks.core.tls)."""
+
+    def __init__(self, task: Task, db: DbTarget | None) -> None:
+        self.task, self.db = task, db
+        self._tls: tls.ServerTls | None = None
+
+    def _server(self) -> tls.ServerTls:
+        if self._tls is None:
+            host = self.task.host
+            self._tls = tls.ensure_server(host.name, str(host.hostname), (fqdn(host),))
+        return self._tls
+
+    def value(self, name: str) -> str:
+        if name == "db_pass":
+            if self.db is None:
+                raise ValueError("the app's password needs the database target")
+            return self.db.secrets.app
+        pems = {"tls_ca": "ca_pem", "tls_cert": "cert_pem", "tls_key": "key_pem"}
+        return str(getattr(self._server(), pems[name]))
+
+
+def _desired(task: Task, spec: FileSpec, context: dict, generated: Generated) -> DesiredFile:
     if spec.state == "link":
         return DesiredFile(spec.path, state="link", link_target=str(spec.target))
     if spec.state == "absent":
         return DesiredFile(spec.path, state="absent")
-    extra = {"db_pass": db.secrets.app} if spec.secret and db is not None else {}
+    extra = {name: generated.value(name) for name in spec.inputs}
     rendered = task.run(task=render_file, name=f"render {spec.path}",
                         severity_level=logging.DEBUG, template=str(spec.template),
                         context={**context, **extra}, secret=spec.secret)
@@ -70,14 +95,19 @@ def plan_host(task: Task, inventory: Inventory, is_lab: bool,
     """Nornir task: every service's desired files on the host, rendered from the inventory.
 
     `inventory`: the whole inventory (the run may be filtered); `db`: where the database
-    passwords come from (a web node's db.php); `is_lab`: add the lab node's boot script.
+    passwords come from (a web node's db.php) and whether the db nodes serve TLS (real
+    machines: a db node's CA, certificate and key, generated on the controller);
+    `is_lab`: add the lab node's boot script.
     Result.result: list[ServicePlan], in the order to apply them.
     """
     host = task.host
-    context = host_context(host, inventory)
-    plans = [ServicePlan(group.service, [_desired(task, s, context, db) for s in group.files],
+    tls_on = db is not None and db.tls and tier_of(host) == "db"
+    context = host_context(host, inventory, tls_on)
+    generated = Generated(task, db)
+    plans = [ServicePlan(group.service,
+                         [_desired(task, s, context, generated) for s in group.files],
                          group.validate_cmd, group.reload_cmd, DAEMONS.get(group.service))
-             for group in by_service(host_files(host))]
+             for group in by_service(host_files(host, tls_on))]
     daemons = [p.service for p in plans if p.daemon]
     if is_lab and daemons:
         boot = DesiredFile(BOOT_SCRIPT, boot_script(daemons), mode="0755")

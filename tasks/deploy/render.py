@@ -28,6 +28,7 @@ from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 from nornir_jinja2.plugins.tasks import template_file
 
+from tasks.core import tls
 from tasks.core.inventory import app_fqdn, fqdn, tier_hosts, tier_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -142,13 +143,15 @@ def _vrrp(host: Host) -> dict[str, Any]:
     }
 
 
-def host_context(host: Host, inventory: Inventory) -> dict[str, Any]:
-    """Everything the templates of ``host`` may use, built from the inventory only.
+def host_context(host: Host, inventory: Inventory, tls_on: bool = False) -> dict[str, Any]:
+    """Everything the templates of ``host`` may use, built from the inventory only (and
+    `tls_on`: real machines, whose db nodes serve TLS).
 
     Always: name, fqdn, address, domain, app_name, app_fqdn, app_root, db_config, tier,
     web_servers, proxies, db_servers, db_primary. Plus the tier's own data: web (http_port,
     session_cookie), rp (VIP, VRRP settings and timers of the selected profile, rp_peers,
-    upstream, lb_* and session_cookie of the web tier), db (db_role, db_server_id, db_port).
+    upstream, lb_* and session_cookie of the web tier), db (db_role, db_server_id, db_port,
+    and tls: the node's TLS file paths {ca, cert, key}, or None in the lab).
     """
     tier = tier_of(host)
     app_name = host["app_name"]
@@ -180,4 +183,6 @@ def host_context(host: Host, inventory: Inventory) -> dict[str, Any]:
         context["session_cookie"] = _session_cookie(inventory)
     else:
         context.update({key: host[key] for key in _DB_KEYS})
+        context["tls"] = ({"ca": tls.NODE_CA, "cert": tls.NODE_CERT, "key": tls.NODE_KEY}
+                          if tls_on else None)
     return context

@@ -8,6 +8,10 @@ Afterwards every ok row must be on the primary (lost = 0) and no row may appear 
 neither ok nor info (phantom = 0). The largest gap between two ok writes is printed (the
 write pause), never asserted (wall-clock).
 
+Without the load: a diverged replica refused by rejoin, then rebuilt with mariadb-backup (an
+interrupted rebuild run again); a dead replica blocking writes until `degrade`, and db_status
+saying so; a failover refused because the replica restarted since it was last seen in sync.
+
 Every test leaves the tier as it found it: primary db1, replica db2, in sync.
 """
 
@@ -29,7 +33,7 @@ from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import REPO_ROOT, load_settings
 from tasks.db.sql import DbTarget, connect_admin, query, scalar
 from tasks.db.status import cluster_status
-from tasks.db.verify import tier_statuses
+from tasks.db.verify import tier_statuses, wait_marker, write_marker
 from tp5lab.control import Lab
 
 pytestmark = pytest.mark.lab
@@ -260,33 +264,154 @@ def test_failover_after_a_crash_loses_no_acknowledged_write_then_rejoin(
     same_rows()
 
 
-def test_rejoin_refuses_a_diverged_node_with_the_command_to_run(deployed: DeployRun,
-                                                                lab: Lab) -> None:
-    """db2 gets a transaction of its own (as root, outside replication): rejoin refuses."""
-    db2 = connect("db2")
-    query(db2, "STOP SLAVE")
-    subprocess.run(lab.nsenter_argv("db2", ["mariadb", "-e",
-                                            f"SET sql_log_bin = 1; INSERT INTO {DB}.markers "
-                                            "(token, source) VALUES ('diverged', 'root')"]),
-                   check=True, capture_output=True, timeout=30)
+def status_cli() -> subprocess.CompletedProcess[str]:
+    """runbooks/db_status.py; its output flattened (rich wraps long lines)."""
+    done = subprocess.run([sys.executable, "runbooks/db_status.py"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    print(done.stdout, done.stderr)
+    return subprocess.CompletedProcess(done.args, done.returncode, " ".join(done.stdout.split()),
+                                       done.stderr)
+
+
+def root_sql_on(lab: Lab, name: str, sql: str) -> None:
+    subprocess.run(lab.nsenter_argv(name, ["mariadb", "-e", sql]), check=True,
+                   capture_output=True, timeout=30)
+
+
+def interrupted_rebuild(at: str) -> str:
+    """Run `rebuild db2` and kill it when its output reaches `at`; its output so far."""
+    proc = subprocess.Popen([sys.executable, "runbooks/db_failover.py", "rebuild", "db2"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if at in line:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    print("".join(seen))
+    assert any(at in line for line in seen), seen
+    return "".join(seen)
+
+
+def test_a_diverged_node_is_refused_by_rejoin_then_rebuilt(deployed: DeployRun,
+                                                           lab: Lab) -> None:
+    """db2 gets a transaction of its own (as root, outside replication): rejoin refuses
+    and names the rebuild; the rebuild (interrupted once, then run again) re-clones db2 from
+    db1 with mariadb-backup; db2 then replicates db1 exactly."""
+    query(connect("db2"), "STOP SLAVE")
+    root_sql_on(lab, "db2", f"SET sql_log_bin = 1; INSERT INTO {DB}.markers (token, source) "
+                            "VALUES ('diverged', 'root')")
+    refused = failover_cli("rejoin", "db2")
+    assert refused.returncode == 1
+    flat = " ".join(refused.stdout.split())
+    assert "diverged" in flat and "re-clone db2" in flat
+    assert "runbooks/db_failover.py rebuild db2" in flat
+    primary = failover_cli("rebuild", "db1")
+    assert primary.returncode == 1 and "db1 is the primary: refusing to rebuild it" in \
+        " ".join(primary.stdout.split())
+    # db1's commits wait for an ack db2 cannot give: going async must be decided first.
+    blocked = failover_cli("rebuild", "db2")
+    assert blocked.returncode == 1
+    assert "runbooks/db_failover.py degrade" in " ".join(blocked.stdout.split())
+    assert failover_cli("degrade").returncode == 0
+    # Interrupted once MariaDB is being stopped on db2 (its data not swapped yet).
+    interrupted_rebuild("stop mariadb on db2 ...")
+    rebuilt = failover_cli("rebuild", "db2", timeout=900)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "rebuild done: db2 replicates from db1" in rebuilt.stdout
+    db1, db2 = connect("db1"), connect("db2")
+    assert scalar(db2, "SELECT @@read_only") == 1
+    assert not query(db2, f"SELECT 1 FROM {DB}.markers WHERE token = 'diverged'")
+    token = write_marker(db1, DB, "after rebuild")
+    assert wait_marker(db2, DB, token, 10) is not None
+    wanted = scalar(db1, "SELECT @@gtid_binlog_pos")
+    deadline = time.monotonic() + 10
+    while scalar(db2, "SELECT @@gtid_current_pos") != wanted:
+        assert time.monotonic() < deadline, (wanted, scalar(db2, "SELECT @@gtid_current_pos"))
+        time.sleep(0.1)
+    wait_in_sync()
+    same_rows()
+    status = status_cli()
+    assert status.returncode == 0 and "DEGRADED" not in status.stdout, status.stdout
+
+
+def test_degrade_releases_writes_blocked_by_a_dead_replica(deployed: DeployRun,
+                                                           lab: Lab) -> None:
+    """db2 crashes: a write on db1 waits for an ack that never comes (no silent fallback);
+    degrade (on purpose, recorded) releases it; db_status says DEGRADED and db2 not
+    promotable until db2 is back, caught up and semi-sync on again (rejoin)."""
+    wait_in_sync()
+    lab.crash("db2")
+    conn = connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts["db1"],
+                         read_timeout=120)
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            query(conn, f"INSERT INTO {DB}.markers (token, source) VALUES "
+                        "('while-degraded', 'degrade test')")
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
     try:
-        refused = failover_cli("rejoin", "db2")
-        assert refused.returncode == 1
-        assert "diverged" in refused.stdout and "re-clone db2" in refused.stdout
+        thread.join(5.0)
+        assert thread.is_alive() and not outcome  # waits for an acknowledgement
+        degraded = failover_cli("degrade")
+        assert degraded.returncode == 0 and "DEGRADED" in degraded.stdout
+        thread.join(20.0)
+        assert outcome == [None]  # the blocked write completed with OK
+        status = status_cli()
+        assert status.returncode == 1
+        assert "DEGRADED" in status.stdout and "db2: NOT PROMOTABLE" in status.stdout
+        assert "without semi-sync" in status.stdout
     finally:
-        _undo_divergence(lab)
+        lab.restart("db2")
+    rejoined = failover_cli("rejoin", "db2")  # starts mariadb, catches up, semi-sync on
+    assert rejoined.returncode == 0, rejoined.stdout + rejoined.stderr
+    assert "it was off (degraded): on again" in rejoined.stdout
+    status = status_cli()
+    assert status.returncode == 0, status.stdout
+    assert "DEGRADED" not in status.stdout and "db2: promotable" in status.stdout
+    assert query(connect("db2"), f"SELECT 1 FROM {DB}.markers WHERE token = 'while-degraded'")
     wait_in_sync()
 
 
-def _undo_divergence(lab: Lab) -> None:
-    """Test repair only (what a rebuild would do, by hand): drop db2's own row and binlog,
-    then follow db1 from db1's position (db2 held everything else of db1)."""
-    db1 = connect("db1")
-    position = scalar(db1, "SELECT @@gtid_binlog_pos")
-    sql = (f"SET sql_log_bin = 0; DELETE FROM {DB}.markers WHERE token = 'diverged'; "
-           f"STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos = '{position}'; START SLAVE")
-    subprocess.run(lab.nsenter_argv("db2", ["mariadb", "-e", sql]), check=True,
-                   capture_output=True, timeout=30)
+def test_failover_refuses_a_replica_that_restarted_since_it_was_last_seen_in_sync(
+    deployed: DeployRun, lab: Lab,
+) -> None:
+    """db1 crashes, then db2's mariadbd restarts (its relay log dropped): failover refuses
+    and says what to do; doing it (db1 back, a deploy reopens it) heals the tier."""
+    wait_in_sync()
+    assert status_cli().returncode == 0  # seen healthy: recorded
+    lab.crash("db1")
+    subprocess.run(lab.nsenter_argv("db2", ["service", "mariadb", "restart"]), check=True,
+                   capture_output=True, timeout=120)
+    deadline = time.monotonic() + 20
+    while True:
+        refused = failover_cli("failover", "--to", "db2")
+        flat = " ".join(refused.stdout.split())
+        assert refused.returncode == 1, flat
+        if "still receives" not in flat and "answers" not in flat:
+            break
+        assert time.monotonic() < deadline, flat
+        time.sleep(0.5)
+    assert "db2 restarted since it was last seen in sync" in flat, flat
+    assert "runbooks/deploy.py --group db" in flat
+    assert scalar(connect("db2"), "SELECT @@read_only") == 1
+    lab.restart("db1")
+    subprocess.run(lab.nsenter_argv("db1", ["service", "mariadb", "start"]), check=True,
+                   capture_output=True, timeout=120)
+    deploy = subprocess.run([sys.executable, "runbooks/deploy.py", "--group", "db"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    wait_in_sync()
+    same_rows()
 
 
 def test_the_page_discovery_cost(deployed: DeployRun, lab: Lab) -> None:

@@ -136,6 +136,14 @@ def check_scale_down(tmp_path: Path) -> None:
     assert answers_ping("10.5.1.13")  # the same probe gets an answer from a node still there
     assert not answers_ping("10.5.1.14") and not wait_ssh("10.5.1.14", time.monotonic() + 1.5)
 
+    # Grown again at once: the new web4 answers although the controller's neighbour entry for
+    # its address was made for the old one (a node's MAC follows its address, not chance).
+    again = run_lab("up", config=four)
+    assert again.returncode == 0 and "8/8 reachable over SSH" in again.stdout, \
+        again.stdout + again.stderr
+    assert wait_ssh("10.5.1.14", time.monotonic() + 5)
+    assert run_lab("up", config=three).returncode == 0
+
 
 @pytest.mark.lab_rebuild
 def test_no_hosts_writes_nothing_and_down_restores_the_hosts_file(lab: Lab) -> None:

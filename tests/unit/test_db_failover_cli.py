@@ -19,6 +19,8 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("argv, message", [
     (("switchover", "--to", "web1"), "web1 is not a db host of the inventory"),
     (("rejoin", "nope"), "nope is not a db host of the inventory"),
+    (("rebuild", "web2"), "web2 is not a db host of the inventory"),
+    (("rebuild",), "the following arguments are required: node"),
     (("failover", "--to", "rp1"), "rp1 is not a db host"),
     (("switchover",), "the following arguments are required: --to"),
     (("explode",), "invalid choice"),

@@ -10,7 +10,7 @@ from tasks.core.settings import load_settings
 from tp5lab import control
 from tp5lab.control import LabError, require_root_and_tools
 from tp5lab.inventory_factory import write_inventory
-from tp5lab.topology import load_nodes
+from tp5lab.topology import lab_mac, load_nodes
 
 
 def test_without_root_the_lab_says_what_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +59,12 @@ def test_stray_nodes_are_the_lab_nodes_missing_from_the_inventory(
     monkeypatch.setattr(control.Lab, "_netns_names",
                         lambda _self: {"tp5-web1", "tp5-web10", "tp5-web4", "other-ns"})
     assert lab.stray_nodes() == ["web4", "web10", "web12"]
+
+
+def test_a_node_mac_follows_its_address_and_is_locally_administered(tmp_path: Path) -> None:
+    nodes = load_nodes(load_settings(write_inventory(tmp_path, 20)))
+    macs = [n.mac for n in nodes]
+    assert len(set(macs)) == len(nodes)  # one per address
+    web4 = next(n for n in nodes if n.name == "web4")
+    assert web4.mac == "02:00:0a:05:01:0e" == lab_mac("10.5.1.14")
+    assert all(int(m.split(":")[0], 16) & 0b11 == 0b10 for m in macs)  # local, unicast
