@@ -1,6 +1,9 @@
-"""Failover drill: fault a proxy or a web server, measure what the clients see.
+"""Failover drill: fault a proxy, a web server or the database primary, measure what the
+clients see.
 
-rp: the backup proxy takes the VIP over (VRRP); web: NGINX retries on the other servers.
+rp: the backup proxy takes the VIP over (VRRP); web: NGINX retries on the other servers;
+db: the watcher promotes the replica; every acknowledged write must survive (lost,
+phantom, split-brain writes, write outage).
 
 Every option is checked before any work (exit 2); the drill itself lives in tasks/drill.
 """
@@ -31,7 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"{g}: {'|'.join(f)}" for g, f in a.GROUP_FAULTS.items()) + " (default crash)")
     add("--iface", help="capture interface (default: the lab bridge; needed on real machines)")
     add("--group", type=a.drillable_group, default="rp",
-        help="rp: the VRRP routers (default); web: the web servers behind NGINX")
+        help="rp: the VRRP routers (default); web: the web servers behind NGINX; db: the "
+             "database primary")
     add("--target", help="host to fault (default: rp the MASTER, web the first web server)")
     add("--repeat", type=a.count(1, 50), default=1, help="run the experiment N times (1..50)")
     add("--probe-interval", type=a.seconds(0.005, 1), default=0.02, help="0.005..1 s (0.02)")
@@ -47,7 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.vip and not args.analyze:
         p.error("--vip goes with --analyze; a drill takes the VIP from the inventory")
-    given = {o for o in a.CAPTURE_OPTIONS if getattr(args, o)}
+    given = {o for o in (*a.CAPTURE_OPTIONS, "target") if getattr(args, o)}
     problem = None if args.analyze else a.combination_problem(args.group, args.fault, given)
     if problem:
         p.error(problem)

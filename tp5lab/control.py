@@ -39,7 +39,7 @@ SSH_READY_TIMEOUT = 30.0
 # the host's system folders are bind-remounted read-only.
 NODE_INIT = r"""
 set -e
-fqdn="$1"; dir="$2"; sshd_config="$3"; state="$4"; own="$5"
+fqdn="$1"; dir="$2"; sshd_config="$3"; state="$4"; own="$5"; boot_lock="$6"
 hostname "$fqdn"
 for d in etc var; do
   mkdir -p "$dir/$d/upper" "$dir/$d/work"
@@ -60,12 +60,22 @@ mount -t tmpfs -o mode=0700,size=64k,nosuid,nodev,noexec tmpfs "$state"
 for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /opt /boot; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then mount --bind "$d" "$d" && mount -o remount,bind,ro "$d"; fi
 done
-if [ -x /etc/tp5lab/boot ]; then (/etc/tp5lab/boot >/var/log/tp5lab-boot.log 2>&1 &); fi
+# The boot script runs holding BOOT_LOCK (taken here, before sshd exists): whoever waits for
+# it (Lab.wait_booted) starts or restarts a service only once boot's own starts are done.
+exec 9>"$boot_lock"
+flock 9
+# (`; exit 0`: boot must not be the subshell's last command, which sh would exec in place,
+# closing the lock's last descriptor at once.)
+if [ -x /etc/tp5lab/boot ]; then (/etc/tp5lab/boot >/var/log/tp5lab-boot.log 2>&1 9>&-; exit 0) & fi
+exec 9>&-
 exec tini -s -- /usr/sbin/sshd -D -e -f "$own/sshd_config" -h "$own/ssh_host_ed25519_key"
 """
 
 # Inside a node: where its sshd finds its config, authorized key and host key (its own /run).
 NODE_SSHD_DIR = "/run/tp5lab-node"
+# Inside a node: held while its boot script starts its services.
+BOOT_LOCK = "/run/lock/tp5lab-boot"
+BOOT_TIMEOUT = 120.0
 
 SSHD_CONFIG = """\
 # Written by the tp5 lab. Used by every lab node's sshd (one per node namespace).
@@ -172,6 +182,20 @@ def wait_ssh(address: str, deadline: float) -> bool:
             pass
         time.sleep(0.05)
     return False
+
+
+def wait_booted(node: Node) -> None:
+    """Return once the node's boot script has started its services (as a VM's boot ends):
+    a start or restart sent before would race with boot's own (two mariadbd, the late one
+    taking over with the settings of before)."""
+    pid = _ns_pid1(node.netns)
+    if pid is None:
+        raise LabError(f"node {node.name} is not running")
+    argv = ["nsenter", "-t", str(pid), "-m", "--", "flock", "-w", f"{BOOT_TIMEOUT:.0f}",
+            BOOT_LOCK, "true"]
+    if subprocess.run(argv, capture_output=True, check=False).returncode != 0:
+        raise LabError(f"node {node.name}: its boot script did not end within "
+                       f"{BOOT_TIMEOUT:.0f} s (see /var/log/tp5lab-boot.log inside it)")
 
 
 class Lab:
@@ -324,7 +348,7 @@ class Lab:
             ["ip", "netns", "exec", node.netns, "unshare", "--mount", "--uts", "--pid",
              "--fork", "--mount-proc", "--propagation", "private",
              "/bin/sh", "-c", NODE_INIT, "node-init", node.fqdn, str(directory),
-             str(paths.SSHD_CONFIG), str(paths.STATE_DIR), NODE_SSHD_DIR],
+             str(paths.SSHD_CONFIG), str(paths.STATE_DIR), NODE_SSHD_DIR, BOOT_LOCK],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
@@ -362,6 +386,8 @@ class Lab:
             logs = ", ".join(str(paths.node_dir(n) / "console.log") for n in late)
             raise LabError(f"sshd did not answer within {SSH_READY_TIMEOUT:.0f} s on: "
                            f"{', '.join(late)} (see {logs})")
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            list(pool.map(wait_booted, to_wait))
 
     def up(self, progress: Callable[[str], None] = lambda _m: None,
            hosts_file: Path | None = etc_hosts.HOSTS_FILE) -> UpReport:
@@ -475,6 +501,7 @@ class Lab:
         if not wait_ssh(node.address, time.monotonic() + SSH_READY_TIMEOUT):
             raise LabError(f"node {name}: sshd did not come back; see "
                            f"{paths.node_dir(name) / 'console.log'}")
+        wait_booted(node)
 
     # --- inside a node -------------------------------------------------------------------
     def nsenter_argv(self, name: str, argv: Iterable[str]) -> list[str]:
@@ -483,6 +510,14 @@ class Lab:
         if pid is None:
             raise LabError(f"node {name} is not running (python runbooks/lab.py up)")
         return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "--", *argv]
+
+    def netns_argv(self, name: str, argv: Iterable[str]) -> list[str]:
+        """Command line that runs argv in the node's network namespace only (the host's
+        files and programs, the node's addresses and routes)."""
+        node = self.node(name)
+        if _ns_pid1(node.netns) is None:
+            raise LabError(f"node {name} is not running (python runbooks/lab.py up)")
+        return ["ip", "netns", "exec", node.netns, *argv]
 
     # --- down ----------------------------------------------------------------------------
     def _kill_namespaces(self, netns: list[str]) -> None:

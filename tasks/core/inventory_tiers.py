@@ -49,7 +49,10 @@ def check_web(c: InventoryFiles, hosts: list[str]) -> None:
     for host in hosts:
         c.require(host, "http_port")
         c.require(host, "session_cookie")
+        c.require(host, "session_store")
     _report_differences(c, "session_cookie", hosts, "the web servers: affinity needs one")
+    _report_differences(c, "session_store", hosts, "the web servers: a session must be "
+                        "found by each of them")
 
 
 def _check_profile_choice(c: InventoryFiles, host: str) -> None:

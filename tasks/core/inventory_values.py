@@ -20,6 +20,7 @@ Check = Callable[[Any], list[str]]
 VRRP_STATES: tuple[str, ...] = ("MASTER", "BACKUP")
 DB_ROLES: tuple[str, ...] = ("primary", "replica")
 LB_AFFINITIES: tuple[str, ...] = ("none", "ip_hash", "hash_cookie")
+SESSION_STORES: tuple[str, ...] = ("db", "files")
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST_NAME = re.compile(_LABEL)
@@ -165,6 +166,7 @@ DATA_FIELDS: dict[str, Check] = {
     "app_name": app_name,
     "http_port": integer(1, 65535),
     "session_cookie": text(COOKIE_NAME, "a cookie name (a letter, then letters, digits, '_')"),
+    "session_store": choice(SESSION_STORES),
     "vip": host_address,
     "vip_prefix": integer(1, 30),
     "vrrp_interface": text(INTERFACE, "an interface name"),

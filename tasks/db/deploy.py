@@ -95,6 +95,11 @@ TABLES: dict[str, str] = {
     "visits": "CREATE TABLE visits (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
               "served_by VARCHAR(255) NOT NULL, client VARCHAR(64) NOT NULL, "
               "at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB",
+    # PHP sessions shared by every web server (session_store: db, templates/php/index.php.j2):
+    # ascii_bin keeps ids case-sensitive; last_access is the server's clock (expiry, GC).
+    "sessions": "CREATE TABLE sessions (id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin "
+                "NOT NULL PRIMARY KEY, data MEDIUMBLOB NOT NULL, last_access TIMESTAMP NOT NULL "
+                "DEFAULT CURRENT_TIMESTAMP, KEY last_access (last_access)) ENGINE=InnoDB",
     # Replication probes (tasks/db/verify.py).
     "markers": "CREATE TABLE markers (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
                "token VARCHAR(64) NOT NULL UNIQUE, source VARCHAR(64) NOT NULL, "

@@ -336,6 +336,9 @@ def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> N
         node = tier.status(name)
         if not node.reachable:
             raise Refused(f"{name} does not answer: {node.error}")
+    # The primary read again, after the node: a replica in sync under load holds more than
+    # an earlier read of the primary showed (a false "diverged" otherwise).
+    primary = tier.status(primary.name)
     _check_not_diverged(node, primary)
     if _follows(tier, node, primary.name):
         steps.say(f"{name} already replicates from {primary.name}")

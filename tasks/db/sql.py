@@ -122,7 +122,8 @@ def native_password_hash(password: str) -> str:
 
 def connect(
     target: DbTarget, address: str, port: int, user: str, password: str,
-    name: str | None = None, database: str | None = None, read_timeout: int = READ_TIMEOUT,
+    name: str | None = None, database: str | None = None, read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
     kind: type[pymysql.connections.Connection] = pymysql.connections.Connection,
 ) -> pymysql.connections.Connection:
     """Open an autocommit pymysql connection (dict rows): after the lab route check and
@@ -136,7 +137,7 @@ def connect(
     try:
         return kind(
             host=address, port=port, user=user, password=password, database=database,
-            connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
             write_timeout=read_timeout, autocommit=True,
             cursorclass=pymysql.cursors.DictCursor, **tls_options(target, label),
         )
@@ -158,14 +159,16 @@ def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
     return {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True}
 
 
-def connect_admin(target: DbTarget, host: Host,
-                  read_timeout: int = READ_TIMEOUT) -> pymysql.connections.Connection:
+def connect_admin(target: DbTarget, host: Host, read_timeout: float = READ_TIMEOUT,
+                  connect_timeout: float = CONNECT_TIMEOUT) -> pymysql.connections.Connection:
     """The admin connection to an inventory db host: a new one, or the run's shared one when
-    the target has ``links`` (its read timeout is then ``LINK_READ_TIMEOUT``)."""
+    the target has ``links`` (its timeouts are then ``LINK_READ_TIMEOUT`` and
+    ``CONNECT_TIMEOUT``)."""
     if target.links is not None:
         return target.links.get(target, host)
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
-                   target.secrets.admin, name=host.name, read_timeout=read_timeout)
+                   target.secrets.admin, name=host.name, read_timeout=read_timeout,
+                   connect_timeout=connect_timeout)
 
 
 class _TurnCursor(pymysql.cursors.DictCursor):

@@ -19,7 +19,7 @@ from nornir.core import Nornir
 from nornir.core.inventory import Host
 
 from tasks.core.inventory import tier_hosts
-from tasks.db.sql import DbError, DbTarget, connect_admin
+from tasks.db.sql import CONNECT_TIMEOUT, DbError, DbTarget, connect_admin
 from tasks.db.status import NodeStatus, read_node_status
 from tasks.deploy.errors import describe_error
 
@@ -63,6 +63,8 @@ class Tier:
 
     nr: Nornir
     target: DbTarget
+    connect_timeout: float = CONNECT_TIMEOUT  # shorter for the watcher (a dead node)
+    status_timeout: float = 10.0  # reading a node's status (shorter for the watcher: a hang)
 
     @property
     def names(self) -> list[str]:
@@ -74,14 +76,15 @@ class Tier:
     def by_address(self, address: str) -> str | None:
         return next((n for n in self.names if self.host(n).hostname == address), None)
 
-    def conn(self, name: str, read_timeout: int = 10) -> pymysql.connections.Connection:
-        return connect_admin(self.target, self.host(name), read_timeout=read_timeout)
+    def conn(self, name: str, read_timeout: float = 10) -> pymysql.connections.Connection:
+        return connect_admin(self.target, self.host(name), read_timeout=read_timeout,
+                             connect_timeout=self.connect_timeout)
 
     def status(self, name: str) -> NodeStatus:
         """The node's NodeStatus (unreachable, with the error, when it cannot be asked)."""
         host = self.host(name)
         try:
-            conn = self.conn(name)
+            conn = self.conn(name, read_timeout=self.status_timeout)
         except DbError as exc:
             return NodeStatus(name, host.hostname, str(host["db_role"]), reachable=False,
                               error=str(exc))

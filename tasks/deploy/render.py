@@ -33,7 +33,7 @@ from tasks.core.inventory import app_fqdn, fqdn, tier_hosts, tier_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
-_WEB_KEYS = ("http_port", "session_cookie")
+_WEB_KEYS = ("http_port", "session_cookie", "session_store")
 _RP_KEYS = (
     "vip", "vip_prefix", "vrrp_interface", "vrrp_router_id", "vrrp_state", "vrrp_priority",
     "vrrp_preempt", "vrrp_preempt_delay", "vrrp_profile", "lb_affinity", "lb_max_fails",
@@ -149,9 +149,10 @@ def host_context(host: Host, inventory: Inventory, tls_on: bool = False) -> dict
 
     Always: name, fqdn, address, domain, app_name, app_fqdn, app_root, db_config, tier,
     web_servers, proxies, db_servers, db_primary. Plus the tier's own data: web (http_port,
-    session_cookie), rp (VIP, VRRP settings and timers of the selected profile, rp_peers,
-    upstream, lb_* and session_cookie of the web tier), db (db_role, db_server_id, db_port,
-    and tls: the node's TLS file paths {ca, cert, key}, or None in the lab).
+    session_cookie, session_store), rp (VIP, VRRP settings and timers of the selected
+    profile, rp_peers, upstream, lb_* and session_cookie of the web tier), db (db_role,
+    db_server_id, db_port, and tls: the node's TLS file paths {ca, cert, key}, or None in
+    the lab).
     """
     tier = tier_of(host)
     app_name = host["app_name"]

@@ -11,11 +11,13 @@ import argparse
 from tasks.core.arguments import count, input_file, ipv4, output_path, seconds
 from tasks.core.settings import ProjectError
 from tasks.drill.context import check_drillable
+from tasks.drill.db_faults import DB_FAULTS
 from tasks.drill.faults import FAULTS
 from tasks.drill.web_faults import WEB_FAULTS
 
 # The faults of each drillable group (tasks.drill.faults, tasks.drill.web_faults).
-GROUP_FAULTS: dict[str, tuple[str, ...]] = {"rp": tuple(FAULTS), "web": tuple(WEB_FAULTS)}
+GROUP_FAULTS: dict[str, tuple[str, ...]] = {"rp": tuple(FAULTS), "web": tuple(WEB_FAULTS),
+                                            "db": tuple(DB_FAULTS)}
 # Options that only make sense with a VRRP capture (the proxy drill).
 CAPTURE_OPTIONS = ("capture", "pcap", "iface")
 # The shared checks (tasks.core.arguments) next to the drill's own, for the runbook.
@@ -39,6 +41,8 @@ def combination_problem(group: str, fault: str, given: set[str]) -> str | None:
     if fault not in faults:
         return (f"--fault {fault}: not a fault of group {group}; its faults are: "
                 f"{', '.join(faults)}")
+    if group == "db" and "target" in given:
+        return "--target: the db drill faults the actual primary (its replica takes over)"
     capture_only = [f"--{o}" for o in CAPTURE_OPTIONS if o in given]
     if group != "rp" and capture_only:
         return (f"{', '.join(capture_only)}: the {group} tier has no VRRP to capture; "

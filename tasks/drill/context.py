@@ -21,7 +21,8 @@ from tasks.drill.proxies import read_vip_holders
 
 # The groups a drill can fault, and what they are (the web drill: tasks/drill/web_context).
 DRILLABLE_GROUPS: dict[str, str] = {"rp": "the VRRP routers",
-                                    "web": "the web servers behind NGINX"}
+                                    "web": "the web servers behind NGINX",
+                                    "db": "the database primary (tasks/drill/db_*)"}
 VRRP_GROUPS: tuple[str, ...] = ("rp",)  # whose hosts share a VIP by VRRP (this module)
 
 

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.settings import Settings, load_settings
+from tasks.drill import db_report, web_report
 from tasks.drill import report as text
-from tasks.drill import web_report
 from tasks.drill.context import DrillOptions, LabControl, build_context
+from tasks.drill.db_context import build_db_context
+from tasks.drill.db_experiment import run_db_drill
+from tasks.drill.db_faults import db_fault_named
+from tasks.drill.db_record import DbExperiment
+from tasks.drill.db_timeline_png import render_db_timeline
 from tasks.drill.evidence import EvidencePaths
 from tasks.drill.experiment import run_drill
 from tasks.drill.faults import fault_named
@@ -73,6 +78,8 @@ def run_from_options(args: argparse.Namespace, lab: Callable[[Settings], LabCont
     control = lab(settings) if settings.is_lab else None
     if args.group == "web":
         return _web(args, settings, control, out)
+    if args.group == "db":
+        return _db(args, settings, control, out)
     return _proxies(args, settings, control, out)
 
 
@@ -118,5 +125,27 @@ def _web(args: argparse.Namespace, settings: Settings, lab: LabControl | None,
     out.save_json(args.json, run.to_dict())
     if run.interrupted:
         print(web_report.interruption_line(run.left_faulted), file=sys.stderr)
+        return 130
+    return 0 if run.ok else 1
+
+
+def _db(args: argparse.Namespace, settings: Settings, lab: Any, out: Printer) -> int:
+    fault = db_fault_named(args.fault)
+    ctx = build_db_context(settings, lab, settle_timeout=args.settle, progress=out.progress)
+    out.show(db_report.header_lines(fault, args.repeat, ctx.writers, ctx.web), None)
+    paths = EvidencePaths(None, args.png)
+
+    def print_run(number: int, exp: DbExperiment) -> None:
+        if exp.ops:
+            exp.png = render_db_timeline(paths.for_run(f"db-{fault.name}", number,
+                                                       args.repeat)[1], exp)
+        out.experiment(f"{exp.fault} on {exp.target} (run {number}/{args.repeat})",
+                       db_report.experiment_lines(exp), exp.ok)
+
+    run = run_db_drill(ctx, fault, args.repeat, on_experiment=print_run)
+    out.show(db_report.repeat_lines(run), None)
+    out.save_json(args.json, run.to_dict())
+    if run.interrupted:
+        print(f"interrupted; left faulted: {run.left_faulted or 'nothing'}", file=sys.stderr)
         return 130
     return 0 if run.ok else 1

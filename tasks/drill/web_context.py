@@ -43,6 +43,7 @@ class WebDrillContext:
     target_server: str  # as NGINX logs it: "10.5.1.11:80"
     access_log: str
     nginx: NginxTimeouts
+    session_store: str  # the web servers' session_store: "db" (shared) or "files"
     options: DrillOptions  # probe_timeout resolved (default: nginx.probe_timeout_s)
     progress: Callable[[str], None]
 
@@ -74,7 +75,7 @@ def build_web_context(settings: Settings, options: DrillOptions, *, target: str 
         web_fqdns=tuple(sorted(fqdn(h) for h in tier_hosts(nr.inventory, "web"))),
         names={h.hostname: h.name for h in nr.inventory.hosts.values()},
         target=chosen, target_fqdn=fqdn(host), target_server=server, access_log=log,
-        nginx=timeouts,
+        nginx=timeouts, session_store=str(host["session_store"]),
         options=replace(options, probe_timeout=probe_timeout or timeouts.probe_timeout_s),
         progress=progress,
     )

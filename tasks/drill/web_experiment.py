@@ -19,12 +19,14 @@ from tasks.drill.web_record import WebDrillRun, WebExperiment
 from tasks.drill.web_verdict import conclude_web
 
 LOG_SLACK_S = 1.0  # read the log lines that ended this long before the observation began
+SESSION_CLIENTS = 3  # cookie-jar clients beside the probes: do their sessions survive?
 
 
 def run_web_experiment(ctx: WebDrillContext, fault: WebFault) -> WebExperiment:
     """Steady state, observe, inject `fault` on ctx.target, hold, restore, settle, read the
     proxies' logs, then the verdict. Ctrl-C ends it (restored) with `interrupted` set."""
-    exp = WebExperiment(fault.name, ctx.target, ctx.nginx, ctx.options.probe_timeout)
+    exp = WebExperiment(fault.name, ctx.target, ctx.nginx, ctx.options.probe_timeout,
+                        session_store=ctx.session_store)
     try:
         if not steps.check_steady_state(ctx, exp):
             return exp
@@ -42,7 +44,8 @@ def run_web_experiment(ctx: WebDrillContext, fault: WebFault) -> WebExperiment:
 
 def _fault_under_observation(ctx: WebDrillContext, fault: WebFault, exp: WebExperiment) -> None:
     with Observation(ctx.vip, ctx.options.probe_interval, ctx.options.probe_timeout,
-                     max_seconds=steps.observation_s(ctx)) as obs:
+                     max_seconds=steps.observation_s(ctx),
+                     session_clients=SESSION_CLIENTS) as obs:
         steps.observe_baseline()
         try:
             if steps.inject(ctx, fault, exp):
@@ -52,6 +55,7 @@ def _fault_under_observation(ctx: WebDrillContext, fault: WebFault, exp: WebExpe
         if exp.injected and not exp.problems:
             steps.settle(ctx, exp, obs)
     exp.records = obs.records
+    exp.session_answers = obs.session_answers
 
 
 def run_web_drill(ctx: WebDrillContext, fault: WebFault, repeat: int = 1,

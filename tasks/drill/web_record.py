@@ -14,6 +14,7 @@ from tasks.core.probe import ProbeRecord
 from tasks.drill.nginx_log import AccessLine
 from tasks.drill.nginx_site import NginxTimeouts
 from tasks.drill.record import Runs
+from tasks.drill.sessions import SessionAnswer, SessionStats
 from tasks.drill.web_analysis import NginxView, PhaseStats
 
 
@@ -33,6 +34,9 @@ class WebExperiment:
     phases: dict[str, PhaseStats] = field(default_factory=dict)
     view: NginxView | None = None
     records: list[ProbeRecord] = field(default_factory=list)
+    session_store: str = "db"  # where the web servers keep sessions (the expectation's basis)
+    session_answers: list[SessionAnswer] = field(default_factory=list)  # cookie-jar clients
+    sessions: SessionStats | None = None
     log_lines: list[AccessLine] = field(default_factory=list)
     log_unparsed: int = 0
     problems: list[str] = field(default_factory=list)
@@ -61,6 +65,9 @@ class WebExperiment:
             "left_faulted": self.left_faulted, "interrupted": self.interrupted,
             "png": str(self.png) if self.png else None,
             "records": [r.to_dict() for r in self.records],
+            "session_store": self.session_store,
+            "sessions": self.sessions.to_dict() if self.sessions else None,
+            "session_answers": [a.to_dict() for a in self.session_answers],
         }
 
 

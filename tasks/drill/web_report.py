@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tasks.drill.nginx_site import HEALTHY_ANSWER_S, NginxTimeouts
+from tasks.drill.sessions import SessionStats
 from tasks.drill.web_analysis import PhaseStats
 from tasks.drill.web_record import WebExperiment
 from tasks.drill.web_verdict import PHASE_LABELS
@@ -71,6 +72,14 @@ def nginx_lines(exp: WebExperiment) -> list[str]:
     ]
 
 
+def session_line(s: SessionStats, store: str) -> str:
+    expected = "expected 0" if store == "db" else "not expected 0: each web server keeps its own"
+    return (f"sessions (store {store}, {s.clients} cookie-jar clients): "
+            f"{s.lost} lost ({expected}), {s.answers} answers counted on, "
+            f"{s.skipped_hits} hits unseen (answers lost after the save), "
+            f"{s.without_session} answers without a session, {s.failed} failed")
+
+
 def experiment_lines(exp: WebExperiment) -> list[str]:
     """One run: phases, NGINX's view, the return to rotation, then the verdict line."""
     lines = [f"client requests through the VIP (probe timeout {exp.probe_timeout_s:g} s), "
@@ -78,6 +87,8 @@ def experiment_lines(exp: WebExperiment) -> list[str]:
     lines += [phase_line(name, p) for name, p in exp.phases.items()]
     if exp.injected:
         lines += nginx_lines(exp)
+    if exp.sessions is not None:
+        lines.append(session_line(exp.sessions, exp.session_store))
     if exp.back_in_rotation_s is not None:
         lines.append(f"{exp.target} answered clients again {exp.back_in_rotation_s:.2f} s "
                      f"after the restore; steady state back "
@@ -85,9 +96,10 @@ def experiment_lines(exp: WebExperiment) -> list[str]:
     if exp.png is not None:
         lines.append(f"timeline: {exp.png}")
     verdict = "PASS" if exp.ok else "FAIL: " + "; ".join(exp.problems)
+    sessions = ", no session lost" if exp.session_store == "db" else ""
     lines.append(f"expectation (no failed request, none slower than "
                  f"{exp.nginx.latency_bound_s:g} s, NGINX takes {exp.target} out and back, "
-                 f"{exp.target} back in rotation): {verdict}")
+                 f"{exp.target} back in rotation{sessions}): {verdict}")
     return lines
 
 

@@ -3,12 +3,16 @@
 Expectations for every web fault: no client request fails (NGINX retries it on another
 server), none is slower than the bound the proxy's timeouts give (one failed try, then a
 healthy answer), the proxies' logs show NGINX taking the node out after the fault and
-sending to it again after the restore, and the node answers client requests again.
+sending to it again after the restore, and the node answers client requests again. With
+the sessions in the database (session_store: db), no cookie-jar client loses its session
+(tasks.drill.sessions); with files, the sessions lost are reported, not expected to be 0 (a
+session lives on one web server).
 """
 
 from __future__ import annotations
 
 from tasks.drill.nginx_log import AccessLine
+from tasks.drill.sessions import session_stats
 from tasks.drill.web_analysis import back_in_rotation_s, nginx_view, phases
 from tasks.drill.web_record import WebExperiment
 
@@ -24,7 +28,8 @@ def conclude_web(exp: WebExperiment, lines: list[AccessLine] | None, server: str
     if lines is not None:
         exp.view = nginx_view(lines, server, exp.fault_time, exp.restored_time, unparsed)
     exp.back_in_rotation_s = back_in_rotation_s(exp.records, fqdn, exp.restored_time)
-    exp.problems += web_problems(exp)
+    exp.sessions = session_stats(exp.session_answers)
+    exp.problems += web_problems(exp) + session_problems(exp)
 
 
 def web_problems(exp: WebExperiment) -> list[str]:
@@ -60,4 +65,21 @@ def _nginx_problems(exp: WebExperiment) -> list[str]:
     if view.failed_at_proxy:
         problems.append(f"the proxies answered {view.failed_at_proxy} request(s) with 5xx "
                         "after the fault")
+    return problems
+
+
+def session_problems(exp: WebExperiment) -> list[str]:
+    """Sessions in the database: every client kept its session and saw some of it."""
+    stats = exp.sessions
+    if stats is None or exp.session_store != "db":
+        return []
+    problems = []
+    if stats.lost:
+        first = stats.restarts[0]
+        problems.append(
+            f"{stats.lost} of {stats.clients} session client(s) lost their session (first: "
+            f"client {first.client} went from {first.before[0]} hits={first.before[1]} to "
+            f"{first.after[0]} hits={first.after[1]})")
+    if stats.clients and not stats.answers:
+        problems.append("no answer to the session clients showed a session")
     return problems

@@ -389,6 +389,11 @@ def test_failover_refuses_a_replica_that_restarted_since_it_was_last_seen_in_syn
     and says what to do; doing it (db1 back, a deploy reopens it) heals the tier."""
     wait_in_sync()
     assert status_cli().returncode == 0  # seen healthy: recorded
+    # Nothing in doubt at the crash (a binlog rotation makes every commit durable in the
+    # engine): this test is about the replica's restart; an old primary that comes back
+    # without its in-doubt tail has its own test above.
+    subprocess.run(lab.nsenter_argv("db1", ["mariadb", "-e", "FLUSH BINARY LOGS"]), check=True,
+                   capture_output=True, timeout=60)
     lab.crash("db1")
     subprocess.run(lab.nsenter_argv("db2", ["service", "mariadb", "restart"]), check=True,
                    capture_output=True, timeout=120)

@@ -80,4 +80,14 @@ def test_no_client_request_fails_and_web1_comes_back(
     else:
         assert failed_statuses <= {502, 504, None}
     assert in_node(lab, "web1", "pidof", "apache2").split()
+    # Cookie-jar clients beside the probes: sessions in the database, none lost, each client
+    # counted on while answered by several web servers.
+    sessions = exp["sessions"]
+    assert exp["session_store"] == "db"
+    assert sessions["clients"] == 3 and sessions["lost"] == 0 and sessions["restarts"] == []
+    assert sessions["answers"] > 3
+    assert all(len(servers) >= 2 for servers in sessions["servers"].values())
+    if fault == "crash":
+        assert any(a["server"] == "web1.tp5.b2" and a["time"] < exp["fault_time"]
+                   for a in exp["session_answers"] if a["ok"])
     assert (tmp_path / "drill.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

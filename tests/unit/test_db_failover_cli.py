@@ -24,6 +24,10 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
     (("failover", "--to", "rp1"), "rp1 is not a db host"),
     (("switchover",), "the following arguments are required: --to"),
     (("explode",), "invalid choice"),
+    (("watch", "--duration", "0"), "--duration: must be a number of seconds from 1"),
+    (("watch", "--max-failovers", "0"), "--max-failovers: must be a whole number from 1"),
+    (("watch", "--silence", "1"), "--silence: must be a number of seconds from 1.5"),
+    (("watch", "--interval", "nan"), "--interval: must be a number of seconds"),
 ])
 def test_failover_runbook_bad_arguments(argv: tuple[str, ...], message: str) -> None:
     done = run("runbooks/db_failover.py", *argv)

@@ -62,7 +62,7 @@ def failover_capture(path: Path, vip: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("group", ["db", "nosuch", "RP", "WEB", ""])
+@pytest.mark.parametrize("group", ["nosuch", "RP", "WEB", "DB", ""])
 def test_only_drillable_groups_are_accepted(no_lab_config: Path, group: str) -> None:
     message = refused(run("--config", str(no_lab_config), "--group", group), "--group")
     assert "cannot be drilled" in message and "are: rp (the VRRP routers), web" in message

@@ -44,7 +44,8 @@ def test_without_preemption_nobody_is_expected_to_hold_the_vip(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("group", "target", "options", "message"), [
-    ("db", None, DrillOptions(), "--group db: 'db' cannot be drilled"),
+    ("db", None, DrillOptions(), "--group db: not VRRP routers"),
+    ("nosuch", None, DrillOptions(), "--group nosuch: 'nosuch' cannot be drilled"),
     ("web", None, DrillOptions(), "--group web: not VRRP routers"),
     ("rp", "web1", DrillOptions(), "--target web1: not a host of group rp"),
     ("rp", "rp3", DrillOptions(), "--target rp3: not a host of group rp"),

@@ -167,8 +167,9 @@ def test_ipv4() -> None:
 def test_drillable_group() -> None:
     assert arguments.drillable_group("rp") == "rp"
     assert arguments.drillable_group("web") == "web"
-    for group in ("db", "x"):
-        with pytest.raises(argparse.ArgumentTypeError, match="are: rp .*, web"):
+    assert arguments.drillable_group("db") == "db"
+    for group in ("DB", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="are: rp .*, web .*, db"):
             arguments.drillable_group(group)
 
 

@@ -266,3 +266,18 @@ def test_session_cookie_must_be_shared_by_the_web_servers(tmp_path: Path) -> Non
     problems = run(tmp_path, hosts=hosts)
     assert ("web3", "session_cookie") in fields(problems)
     assert "differs between the web servers" in problems[0].message
+
+
+def test_session_store_is_db_or_files(tmp_path: Path) -> None:
+    groups = edited("groups", lambda g: g["web"]["data"].update(session_store="redis"))
+    problems = run(tmp_path, groups=groups)
+    assert fields(problems) == {(None, "session_store")}
+    assert "'redis' is not one of db, files" in problems[0].message
+    assert problems[0].file.endswith("groups.yaml")
+
+
+def test_session_store_must_be_shared_by_the_web_servers(tmp_path: Path) -> None:
+    hosts = edited("hosts", lambda h: h["web2"].update(data={"session_store": "files"}))
+    problems = run(tmp_path, hosts=hosts)
+    assert ("web2", "session_store") in fields(problems)
+    assert "differs between the web servers" in problems[0].message

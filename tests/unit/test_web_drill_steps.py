@@ -37,7 +37,7 @@ def make_ctx() -> WebDrillContext:
         proxies=FakeNornir(), webs=FakeNornir(), lab=None, vip="10.5.1.110",  # type: ignore[arg-type]
         interface="eth0", bridge=None, master="rp1", web_fqdns=("web1.tp5.b2", "web2.tp5.b2"),
         names={}, target="web1", target_fqdn="web1.tp5.b2", target_server="10.5.1.11:80",
-        access_log="/var/log/nginx/app_nulle_access.log", nginx=NGINX,
+        access_log="/var/log/nginx/app_nulle_access.log", nginx=NGINX, session_store="db",
         options=DrillOptions(probe_timeout=7.0), progress=lambda _m: None)
 
 
@@ -48,6 +48,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     class FakeObservation:
         def __init__(self, *_args: Any, **_kwargs: Any) -> None:
             self.records: list[Any] = []
+            self.session_answers: list[Any] = []
 
         def __enter__(self) -> FakeObservation:
             seen.append("observe")

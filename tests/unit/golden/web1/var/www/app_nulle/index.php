@@ -2,7 +2,7 @@
 // Managed by tp5ha (templates/php/index.php.j2): changes here are overwritten.
 // Plain-text page, one "key: value" line each, so that probes can parse it:
 //   served-by: <fqdn> <address>     (also in the X-Served-By header)
-//   session: <id> hits=<n>          (per-server PHP session: shows affinity)
+//   session: <id> hits=<n> | session: unavailable (<reason>)
 //   db: visits=<n> id=<id> host=<address written to> | db: unavailable (<reason>)
 //   db-replica: visits=<n> host=<replica address> | db-replica: unavailable (<reason>)
 // The node written to is the one of $db_nodes that accepts writes (@@read_only = 0), found by
@@ -26,11 +26,19 @@
 // missing.
 // Expected table: visits(id BIGINT AUTO_INCREMENT PRIMARY KEY, served_by VARCHAR(255),
 // client VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3)).
+// Sessions, where the inventory's session_store says (here: db): "db" keeps
+// them in the table sessions of the database (DbSessionHandler below), so that every web server
+// reads the same session; "files" keeps PHP's own files on each web server's disk (a session
+// then lives on one server: use it with the proxies' affinity). Without readable database
+// settings the page keeps PHP's files (the db tier is not deployed yet). "hits" is shown only
+// once the session is saved.
 
 const SERVED_BY = 'web1.tp5.b2 10.5.1.11';
 const DB_CONFIG = '/etc/app_nulle/db.php';
 const DB_PRIMARY_CACHE = '/tmp/app_nulle-web1-db-primary';
 const DB_PRIMARY_TTL = 30;
+const DB_READ_TIMEOUT = 2;
+const SESSION_STORE = 'db';
 
 function one_line(string $text): string
 {
@@ -58,12 +66,13 @@ function trace_write(string $outcome): void
     error_log('app_nulle: trace request=' . request_id() . ' db-write ' . one_line($outcome));
 }
 
-function db_connect(string $host, int $port, string $user, string $pass, string $name): mysqli
+function db_connect(string $host, int $port, string $user, string $pass, string $name,
+                    int $read_timeout = DB_READ_TIMEOUT): mysqli
 {
     mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
     $link = mysqli_init();
     $link->options(MYSQLI_OPT_CONNECT_TIMEOUT, 1);
-    $link->options(MYSQLI_OPT_READ_TIMEOUT, 2);
+    $link->options(MYSQLI_OPT_READ_TIMEOUT, $read_timeout);
     @$link->real_connect($host, $user, $pass, $name, $port);
     return $link;
 }
@@ -101,12 +110,13 @@ function db_remember_primary(?array $node): void
 }
 
 // Ask every node; return [link, address] of the one with @@read_only = 0, remembered.
-function db_discover(array $nodes, string $user, string $pass, string $name): array
+function db_discover(array $nodes, string $user, string $pass, string $name,
+                     int $read_timeout = DB_READ_TIMEOUT): array
 {
     $errors = [];
     foreach ($nodes as [$address, $port]) {
         try {
-            $link = db_connect($address, (int) $port, $user, $pass, $name);
+            $link = db_connect($address, (int) $port, $user, $pass, $name, $read_timeout);
             if ((int) $link->query('SELECT @@read_only')->fetch_row()[0] === 0) {
                 db_remember_primary([$address, (int) $port]);
                 return [$link, $address];
@@ -122,17 +132,19 @@ function db_discover(array $nodes, string $user, string $pass, string $name): ar
 }
 
 // A link to the primary: the remembered one when it answers, else ask every node.
-function db_primary_link(array $nodes, string $user, string $pass, string $name): array
+function db_primary_link(array $nodes, string $user, string $pass, string $name,
+                         int $read_timeout = DB_READ_TIMEOUT): array
 {
     $cached = db_cached_primary();
     if ($cached !== null) {
         try {
-            return [db_connect($cached[0], $cached[1], $user, $pass, $name), $cached[0]];
+            return [db_connect($cached[0], $cached[1], $user, $pass, $name, $read_timeout),
+                    $cached[0]];
         } catch (Throwable $e) {
             db_remember_primary(null);
         }
     }
-    return db_discover($nodes, $user, $pass, $name);
+    return db_discover($nodes, $user, $pass, $name, $read_timeout);
 }
 
 // Insert one visit on the primary: [id, visits, address written to]. A refused write (1290:
@@ -177,20 +189,203 @@ function db_replica_node(array $nodes, string $written): ?array
     return null;
 }
 
+// --- sessions in the database (session_store: db) ---------------------------------------------
+// One row per session in the table sessions (id, data, last_access) of the primary, the node
+// found by the discovery above (the replica may lag: a session is read where it is written).
+// Locking as PHP's files handler does it, one request of a session at a time from read to
+// write: a named lock per session id (GET_LOCK), held by the request's own connection until
+// it closes. No transaction stays open over the request: the only commit is the write, which
+// waits for the replica's semi-sync acknowledgement like every write (a session shown to the
+// client is on two nodes). The lock is not replicated and costs no commit; the server releases
+// it when the connection ends, and drops a connection idle SESSION_IDLE_TIMEOUT seconds (a
+// crashed web server's lock lasts no longer than that). A request waits SESSION_LOCK_WAIT
+// seconds at most for the lock, then its session is unavailable.
+// Expiry: a row older than session.gc_maxlifetime is no session (strict mode then issues a new
+// id); the garbage collection (1 request in 100) deletes such rows. Unchanged data only
+// refreshes last_access when it is SESSION_TOUCH seconds old (lazy_write): no commit otherwise.
+// Strict mode: validateId accepts only an id with a live row, so a client cannot choose its id.
+// Expected table: sessions(id VARCHAR(128) ascii_bin PRIMARY KEY, data MEDIUMBLOB,
+// last_access TIMESTAMP, KEY (last_access)); the app account needs SELECT, INSERT, UPDATE,
+// DELETE on it, GET_LOCK needs no privilege.
+
+const SESSION_LOCK_WAIT = 3;
+const SESSION_IDLE_TIMEOUT = 2;
+const SESSION_TOUCH = 60;
+const SESSION_ID = '/^[0-9a-zA-Z,-]{22,128}$/';
+
+final class DbSessionHandler implements SessionHandlerInterface,
+                                        SessionUpdateTimestampHandlerInterface
+{
+    private ?mysqli $link = null;
+    private ?string $locked = null;  // the id whose lock this request holds
+    private ?string $data = null;  // that session's data, null when it has no live row
+    private bool $broken = false;  // an error happened: every later call fails
+
+    public function __construct(private array $nodes, private string $user,
+                                private string $pass, private string $name)
+    {
+    }
+
+    public function open(string $path, string $name): bool
+    {
+        return true;  // connected on first use
+    }
+
+    public function validateId(string $id): bool
+    {
+        return preg_match(SESSION_ID, $id) === 1  // another form is no session of ours
+            && $this->attempt('validate', fn () => $this->row($id) !== null);
+    }
+
+    public function read(string $id): string|false
+    {
+        return $this->attempt('read', fn () => $this->row($id) ?? '');
+    }
+
+    public function write(string $id, string $data): bool
+    {
+        return $this->attempt('write', function () use ($id, $data): bool {
+            $this->row($id);
+            $this->run('INSERT INTO sessions (id, data, last_access) VALUES (?, ?, NOW()) '
+                . 'ON DUPLICATE KEY UPDATE data = VALUES(data), last_access = NOW()',
+                'ss', $id, $data);
+            $this->data = $data;
+            return true;
+        });
+    }
+
+    public function updateTimestamp(string $id, string $data): bool
+    {
+        return $this->attempt('touch', function () use ($id): bool {
+            $this->row($id);
+            $this->run('UPDATE sessions SET last_access = NOW() WHERE id = ? '
+                . 'AND last_access < NOW() - INTERVAL ? SECOND', 'si', $id, SESSION_TOUCH);
+            return true;
+        });
+    }
+
+    public function destroy(string $id): bool
+    {
+        return $this->attempt('destroy', function () use ($id): bool {
+            $this->row($id);
+            $this->run('DELETE FROM sessions WHERE id = ?', 's', $id);
+            $this->data = null;
+            return true;
+        });
+    }
+
+    public function gc(int $max_lifetime): int|false
+    {
+        return $this->attempt('gc', fn () => $this->run(
+            'DELETE FROM sessions WHERE last_access < NOW() - INTERVAL ? SECOND',
+            'i', $max_lifetime));
+    }
+
+    public function close(): bool
+    {
+        $this->link?->close();  // ends the connection: the server releases the lock
+        $this->link = $this->locked = $this->data = null;
+        return true;
+    }
+
+    // Run one step; an error is logged, and this and every later step fail.
+    private function attempt(string $what, Closure $step): mixed
+    {
+        if (!$this->broken) {
+            try {
+                return $step();
+            } catch (Throwable $e) {
+                if ($e instanceof mysqli_sql_exception && $e->getCode() === 1290) {
+                    db_remember_primary(null);  // read-only now: ask every node next time
+                }
+                logged("session $what", $e);
+                $this->broken = true;
+                $this->close();
+            }
+        }
+        return false;
+    }
+
+    // The live row of $id (null: none), read with its lock held (taken once per id).
+    private function row(string $id): ?string
+    {
+        if ($this->locked !== $id) {
+            if (preg_match(SESSION_ID, $id) !== 1) {
+                throw new RuntimeException('malformed session id');
+            }
+            $this->lock('session:' . sha1('app_nulle:' . $id));
+            $lifetime = (int) ini_get('session.gc_maxlifetime');
+            $select = $this->link->prepare('SELECT data FROM sessions WHERE id = ? '
+                . 'AND last_access >= NOW() - INTERVAL ? SECOND');
+            $select->bind_param('si', $id, $lifetime);
+            $select->execute();
+            $found = $select->get_result()->fetch_row();
+            [$this->locked, $this->data] = [$id, $found === null ? null : (string) $found[0]];
+        }
+        return $this->data;
+    }
+
+    // Connect to the primary and take the named lock there. A node that turned read-only
+    // since it was remembered (a switchover) is forgotten and every node asked, once.
+    private function lock(string $name): void
+    {
+        $this->close();
+        for ($attempt = 1; ; $attempt++) {
+            [$this->link] = db_primary_link($this->nodes, $this->user, $this->pass, $this->name,
+                                            SESSION_LOCK_WAIT + DB_READ_TIMEOUT);
+            $this->link->query('SET SESSION wait_timeout = ' . SESSION_IDLE_TIMEOUT);
+            $get = $this->link->prepare('SELECT GET_LOCK(?, ?), @@read_only');
+            $wait = SESSION_LOCK_WAIT;
+            $get->bind_param('si', $name, $wait);
+            $get->execute();
+            [$got, $read_only] = $get->get_result()->fetch_row();
+            if ((int) $read_only === 0 && (int) $got === 1) {
+                return;
+            }
+            $this->close();
+            if ((int) $read_only === 0 || $attempt > 1) {
+                throw new RuntimeException((int) $read_only === 0
+                    ? 'session lock not obtained within ' . SESSION_LOCK_WAIT . ' s'
+                    : 'no writable database node for the session');
+            }
+            db_remember_primary(null);
+        }
+    }
+
+    private function run(string $sql, string $types, mixed ...$values): int
+    {
+        $statement = $this->link->prepare($sql);
+        $statement->bind_param($types, ...$values);
+        $statement->execute();
+        return $statement->affected_rows;
+    }
+}
+
+// Start the session (in the database when $handler is given), count this request, save it;
+// the session line, or why there is none.
+function session_line(?SessionHandlerInterface $handler): string
+{
+    ini_set('session.use_strict_mode', '1');
+    ini_set('session.cookie_httponly', '1');
+    ini_set('session.cookie_samesite', 'Lax');
+    session_name('app_nulle_sid');
+    if ($handler !== null) {
+        ini_set('session.gc_probability', '1');  // Debian's cron cleans files only
+        ini_set('session.gc_divisor', '100');
+        session_set_save_handler($handler, false);
+    }
+    if (!@session_start()) {
+        return 'unavailable (session store error, see the web server error log)';
+    }
+    $_SESSION['hits'] = ($_SESSION['hits'] ?? 0) + 1;
+    $line = session_id() . ' hits=' . $_SESSION['hits'];
+    return @session_write_close() ? $line
+        : 'unavailable (session not saved, see the web server error log)';
+}
+
 header('X-Served-By: ' . SERVED_BY);
 header('Content-Type: text/plain; charset=utf-8');
 header('Cache-Control: no-store');
-
-$session = 'unavailable';
-ini_set('session.use_strict_mode', '1');
-ini_set('session.cookie_httponly', '1');
-ini_set('session.cookie_samesite', 'Lax');
-session_name('app_nulle_sid');
-if (@session_start()) {
-    $_SESSION['hits'] = ($_SESSION['hits'] ?? 0) + 1;
-    $session = session_id() . ' hits=' . $_SESSION['hits'];
-    session_write_close();
-}
 
 $client = $_SERVER['REMOTE_ADDR'] ?? '-';
 $db = null;
@@ -211,11 +406,13 @@ if (!file_exists(DB_CONFIG)) {
         }
     }
 }
+$port = (int) ($db_port ?? 3306);
+$nodes = $db === null ? db_nodes($db_nodes ?? null, $db_host, $port) : [];
+$session = session_line(SESSION_STORE === 'db' && $db === null
+    ? new DbSessionHandler($nodes, $db_user, $db_pass, $db_name) : null);
 if ($db !== null) {
     trace_write('skipped');
 } else {
-    $port = (int) ($db_port ?? 3306);
-    $nodes = db_nodes($db_nodes ?? null, $db_host, $port);
     $written = null;
     try {
         [$id, $count, $written, $node] = db_write_visit($nodes, $db_user, $db_pass, $db_name,
