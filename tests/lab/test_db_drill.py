@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, check=False)
     print(done.stdout[-6000:], done.stderr[-3000:])
     return done
+
+
+@pytest.fixture(scope="module", autouse=True)
+def db1_primary_again() -> Iterator[None]:
+    """The drills leave the primary where their last failover put it: give the tier back to
+    the inventory's primary (db1) for the test files that follow, as an operator would."""
+    yield
+    if read_only("db1") != 0:
+        done = cli("runbooks/db_failover.py", "switchover", "--to", "db1")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert [read_only("db1"), read_only("db2")] == [0, 1]
 
 
 def test_the_watcher_promotes_the_replica_of_a_crashed_primary(deployed: DeployRun,
