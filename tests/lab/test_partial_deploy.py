@@ -133,7 +133,15 @@ def test_partial_deploys_on_the_deployed_lab_change_nothing_and_the_full_deploy_
                  ("--host", "rp2")):
         run = no_traceback(deploy(*args))
         assert run.returncode == 0, run.stdout
-        assert {h["status"] for h in run.summary["hosts"].values()} == {"unchanged"}, (
-            args, run.summary["hosts"])
+        for name, host in run.summary["hosts"].items():
+            assert not host["files"] and not host["started"], (args, name, host)
+            # The one change allowed: a proxy whose access log shows an upstream try that
+            # failed within fail_timeout (NGINX retried it elsewhere) is reloaded, saying so,
+            # so that no stale failure mark outlives the deploy (issue 13's rule).
+            stale = [a for a in host["actions"] if "failed a request through NGINX" in a]
+            if stale:
+                print(f"{args}: {name}: {stale}")
+            assert host["actions"] == stale, (args, name, host)
+            assert host["status"] == ("changed" if stale else "unchanged"), (args, name, host)
     full = full_deploy_passes(deploy)
     assert {h["status"] for h in full.summary["hosts"].values()} == {"unchanged"}
