@@ -61,7 +61,7 @@ for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /opt /boot; do
   if [ -d "$d" ] && [ ! -L "$d" ]; then mount --bind "$d" "$d" && mount -o remount,bind,ro "$d"; fi
 done
 # The boot script runs holding BOOT_LOCK (taken here, before sshd exists): whoever waits for
-# it (Lab.wait_booted) starts or restarts a service only once boot's own starts are done.
+# it (wait_booted) starts or restarts a service only once boot's own starts are done.
 exec 9>"$boot_lock"
 flock 9
 # (`; exit 0`: boot must not be the subshell's last command, which sh would exec in place,

@@ -35,7 +35,7 @@ from tasks.db.clone import (
     swap_command,
 )
 from tasks.db.deploy import admin_bootstrap_sql
-from tasks.db.failover import CATCH_UP, _primary, attach, rebuild_command
+from tasks.db.failover import CATCH_UP, _primary, _source, attach, rebuild_command
 from tasks.db.roles import change_master_sql, root_command, root_sql
 from tasks.db.sql import DbError, native_password_hash, scalar
 from tasks.db.status import NodeStatus
@@ -62,7 +62,7 @@ def _preconditions(tier: Tier, name: str) -> NodeStatus:
         raise Refused(f"{name} is the primary: refusing to rebuild it (it holds the "
                       "acknowledged writes); rebuild a replica")
     target = nodes[name]
-    source = (tier.by_address(target.replica.master_host) if target.replica else None)
+    source = _source(tier, target)
     if primary.semi.master_enabled and _acks_elsewhere(primary, target, source) < 1:
         raise Refused(f"{primary.name}'s commits wait for a replica's acknowledgement and no "
                       f"replica but {name} could give it: its writes would block during the "
