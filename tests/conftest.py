@@ -96,6 +96,31 @@ def deployed(lab: Lab) -> DeployRun:
     return run
 
 
+@pytest.fixture()
+def db_tier_kept(deployed: DeployRun, lab: Lab, request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test, the db tier is healthy again: one writable node (db1, or any node where
+    the module sets DB_ANY_PRIMARY = True) and its replica in sync. A failed test's leftovers
+    are repaired (printed, tests/db_heal.py) so its failure does not cascade through the later
+    tests; a test that passed and left them is an error."""
+    yield
+    from db_heal import PRIMARY, heal_db_tier
+
+    done = heal_db_tier(lab, None if getattr(request.module, "DB_ANY_PRIMARY", False)
+                        else PRIMARY)
+    report = getattr(request.node, "rep_call", None)
+    if done and report is not None and report.passed:
+        pytest.fail(f"the test passed but left the db tier unhealthy; repaired: {done}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Each phase's report on the item (`item.rep_call`), for fixtures that clean up after a
+    failed test differently from a passed one."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Pure tests first (quick failures show first), then lab tests, then the ones that
     rebuild the lab (marked `lab_rebuild`: they leave it removed)."""

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import pytest
 from conftest import DeployRun
+from db_heal import heal_db_tier
 
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import REPO_ROOT, load_settings
 from tasks.db.sql import DbTarget, connect_admin, scalar
 from tp5lab.control import Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("db_tier_kept")]
+DB_ANY_PRIMARY = True  # the drills leave the primary where their failover put it
 
 
 def read_only(name: str) -> int | None:
@@ -44,13 +46,11 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def db1_primary_again() -> Iterator[None]:
+def db1_primary_again(lab: Lab) -> Iterator[None]:
     """The drills leave the primary where their last failover put it: give the tier back to
     the inventory's primary (db1) for the test files that follow, as an operator would."""
     yield
-    if read_only("db1") != 0:
-        done = cli("runbooks/db_failover.py", "switchover", "--to", "db1")
-        assert done.returncode == 0, done.stdout + done.stderr
+    heal_db_tier(lab)
     assert [read_only("db1"), read_only("db2")] == [0, 1]
 
 

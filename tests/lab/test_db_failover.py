@@ -36,7 +36,7 @@ from tasks.db.status import cluster_status
 from tasks.db.verify import tier_statuses, wait_marker, write_marker
 from tp5lab.control import Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("db_tier_kept")]
 
 DB = "app_nulle"
 PAGE = "http://10.5.1.11/"

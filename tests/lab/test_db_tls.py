@@ -34,7 +34,7 @@ from tasks.deploy.report import HostReport
 from tp5lab import paths
 from tp5lab.control import Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("db_tier_kept")]
 
 DB = "app_nulle"
 DB1, DB2 = "10.5.1.211", "10.5.1.212"
