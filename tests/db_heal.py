@@ -90,14 +90,15 @@ def _gentle(lab: Lab, cluster: ClusterStatus) -> list[str]:
 
 
 def heal_db_tier(lab: Lab, primary: str | None = PRIMARY) -> list[str]:
-    """What it took to make the tier healthy again with `primary` writable (None: any node;
-    a heal always ends on db1). Empty: it already was. Raises when even a fresh lab and
-    deploy do not give a healthy tier."""
+    """What was found and what it took to make the tier healthy again with `primary` writable
+    (None: any node; a repair always ends on db1). Empty: it already was. Raises when even a
+    fresh lab and deploy do not give a healthy tier."""
     cluster = _settled(5, primary)
     if healthy(cluster, primary):
         return []
     print(f"heal: the db tier is not healthy: {cluster.problems}")
-    done = _gentle(lab, cluster)
+    done = [f"found {cluster.problems or 'primary ' + str(cluster.primary)}"]
+    done += _gentle(lab, cluster)
     cluster = _settled()
     if healthy(cluster):
         return done
