@@ -43,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sw.add_argument("--to", required=True, help="the replica to promote")
     fo = sub.add_parser("failover", help="promote a replica of a dead primary")
     fo.add_argument("--to", default=None, help="the replica to promote (default: the only one)")
+    fo.add_argument("--degrade", action="store_true",
+                    help="open it degraded: writes without a replica copy (recorded) until "
+                         "the old primary rejoins (default: its writes wait for a replica)")
     rj = sub.add_parser("rejoin", help="make a returned node a replica of the primary")
     rj.add_argument("node")
     rb = sub.add_parser("rebuild", help="re-clone a replica from the primary (mariadb-backup)")
@@ -61,6 +64,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     wa.add_argument("--silence", type=seconds(1.5, 60), default=WatchSettings.silence,
                     help="the replica heard nothing this long: it lost the primary too "
                          f"(default {WatchSettings.silence} s; the heartbeat is 1 s)")
+    wa.add_argument("--wait-for-replica", action="store_true",
+                    help="promote with semi-sync on: no write succeeds until the old primary "
+                         "rejoins (default: degraded, writes go on without a copy, recorded)")
     return parser.parse_args(argv)
 
 
@@ -91,7 +97,8 @@ def run_watch(tier: Tier, args: argparse.Namespace, steps: Steps) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _s, _f: stop.set())
-    settings = WatchSettings(args.interval, PROBE_TIMEOUT, args.misses, args.silence)
+    settings = WatchSettings(args.interval, PROBE_TIMEOUT, args.misses, args.silence,
+                             degrade=not args.wait_for_replica)
     watcher = watch(tier, settings, steps, stop, args.duration, args.max_failovers)
     if watcher is None or stop.is_set():
         steps.say("watch: stopped (signal)")
@@ -111,7 +118,7 @@ def main(argv: list[str]) -> int:
         if args.command == "switchover":
             switchover(tier, args.to, steps)
         elif args.command == "failover":
-            failover(tier, args.to, steps)
+            failover(tier, args.to, steps, degrade=args.degrade)
         elif args.command == "rejoin":
             rejoin(tier, args.node, steps)
         elif args.command == "rebuild":

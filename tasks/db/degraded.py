@@ -1,7 +1,8 @@
 """The record of a degraded tier: the primary was switched to async on purpose
-(``runbooks/db_failover.py degrade``). Kept in the controller's state directory; while it
-exists no replica is promoted by ``failover``. Cleared once a replica has caught up and
-semi-sync is on again (``rejoin``, or the deploy's replica step).
+(``runbooks/db_failover.py degrade``, or a failover with ``degrade``: the watcher's default).
+Kept in the controller's state directory; while it exists no replica is promoted by
+``failover``. Cleared once a replica has caught up and semi-sync is on again (``rejoin``,
+or the deploy's replica step).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def degraded_mark() -> dict | None:
         return None
 
 
-def mark_degraded(primary: str, position: str) -> None:
+def mark_degraded(primary: str, position: str, why: str = "runbooks/db_failover.py degrade",
+                  ) -> None:
     if degraded_mark() is None:
         record = {"since": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "primary": primary, "position": position}
+                  "primary": primary, "position": position, "why": why}
         (state.STATE_DIR / DEGRADED_MARK).write_text(json.dumps(record) + "\n")
 
 

@@ -12,9 +12,13 @@ to run again after an interruption: each step looks at the nodes' state first.
   thread lost it). Stop the IO thread (never restart it before promoting: that purges the
   relay log), wait until the SQL thread applied everything received (``gtid_slave_pos`` equals
   ``Gtid_IO_Pos``), reset replication, write the epoch row, open the node. Its writes then
-  wait for a replica: ``rejoin`` the old primary, or ``degrade``. Never promotes a node that
-  was not in sync when the tier was last seen healthy, that restarted since, that holds
-  transactions of its own, or of a degraded tier (tasks.db.insync).
+  wait for a replica (``rejoin`` the old primary, or ``degrade``), or with ``degrade=True``
+  (the watcher's default) it opens degraded: writes go on without a copy, recorded, until the
+  old primary rejoins. Safe against a second writer: the old primary is fenced (it boots
+  read-only, and while alive its own commits wait for an acknowledgement no node gives).
+  Never promotes a node that was not in sync when the tier was last seen healthy, that
+  restarted since, that holds transactions of its own, or of a degraded tier
+  (tasks.db.insync).
 - ``rejoin(name)``: a returned node becomes a replica of the actual primary
   (``MASTER_DEMOTE_TO_SLAVE``); a diverged node (error 1236, or GTIDs the primary lacks) is
   refused with the command that re-clones it (``rebuild``, tasks.db.rebuild). Turns semi-sync
@@ -295,7 +299,8 @@ def epoch_sql(db: str, name: str, dead: str, position: str) -> str:
             "SELECT MAX(epoch) FROM " + f"{db}.{EPOCH_TABLE};\n")
 
 
-def failover(tier: Tier, to: str | None, steps: Steps, catch_up: float = CATCH_UP) -> str:
+def failover(tier: Tier, to: str | None, steps: Steps, catch_up: float = CATCH_UP,
+             degrade: bool = False) -> str:
     """Promote a replica of a dead primary (see the module's docstring); its name."""
     name, dead = _failover_target(tier, tier.statuses(), to)
     steps.say(f"failover: {dead} is dead (the controller and {name}'s IO thread lost it); "
@@ -312,12 +317,29 @@ def failover(tier: Tier, to: str | None, steps: Steps, catch_up: float = CATCH_U
         out = tier.on(name, root_sql, sql=epoch_sql(database_name(tier.host(name)), name,
                                                      dead, position))
     steps.say(f"  epoch {out.strip().splitlines()[-1] if out.strip() else '?'}")
-    with steps.step(f"promote {name}: semi-sync on, read_only OFF"):
-        tier.on(name, open_writes, semi_sync=True)
-    steps.say(f"failover done: {name} is the primary. Its commits wait for a replica's "
-              f"acknowledgement: bring {dead} back and run runbooks/db_failover.py rejoin "
-              f"{dead}, or accept writes without a copy: runbooks/db_failover.py degrade")
+    open_promoted(tier, name, dead, position, steps, degrade)
     return name
+
+
+def open_promoted(tier: Tier, name: str, dead: str, position: str, steps: Steps,
+                  degrade: bool) -> None:
+    """The failover's last step: read_only OFF on `name`, semi-sync on, or off and recorded
+    (degraded) when asked."""
+    if degrade:
+        with steps.step(f"record the degraded state in {state.STATE_DIR / DEGRADED_MARK}"):
+            mark_degraded(name, position, f"failover: {dead} lost")
+    semi = "off (degraded)" if degrade else "on"
+    with steps.step(f"promote {name}: semi-sync {semi}, read_only OFF"):
+        tier.on(name, open_writes, semi_sync=not degrade)
+    if degrade:
+        steps.say(f"failover done: {name} is the primary, DEGRADED: it acknowledges writes "
+                  f"that no replica holds until {dead} is back: runbooks/db_failover.py "
+                  f"rejoin {dead} (it turns semi-sync on again)")
+    else:
+        steps.say(f"failover done: {name} is the primary. Its commits wait for a replica's "
+                  f"acknowledgement: bring {dead} back and run runbooks/db_failover.py "
+                  f"rejoin {dead}, or accept writes without a copy: runbooks/db_failover.py "
+                  "degrade")
 
 
 def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> None:

@@ -9,7 +9,9 @@ replica still hears is never failed over (the controller alone lost it: a partit
 Action (``Watcher``): record the failover in the state directory (``JOURNAL``), stop the
 replica's IO thread (confirmed silent: nothing more can come; never restarted before the
 promotion, which would purge the relay log), then run the same ``failover`` as the manual
-command (tasks.db.failover: it checks everything again and refuses when unsure).
+command (tasks.db.failover: it checks everything again and refuses when unsure), degraded
+by default (``WatchSettings.degrade``): with two nodes, a promoted node that waited for a
+replica's acknowledgement would take no write until the dead node is back.
 
 One watcher at a time: ``watch_lock`` (a lock file in the state directory; a second watcher
 waits). A journal left by a watcher that died mid-failover is finished first
@@ -32,8 +34,8 @@ from typing import Any, Protocol
 
 from tasks.core import state
 from tasks.db.deploy import database_name
-from tasks.db.failover import epoch_sql, failover
-from tasks.db.roles import open_writes, root_sql
+from tasks.db.failover import epoch_sql, failover, open_promoted
+from tasks.db.roles import root_sql
 from tasks.db.sql import DbError, query
 from tasks.db.tier import Refused, Steps, Tier
 
@@ -50,6 +52,7 @@ class WatchSettings:
     probe_timeout: float = 0.5  # one probe (connect or read)
     misses: int = 3  # probes in a row without an answer: suspected
     silence: float = 2.0  # the replica heard nothing this long: it lost the primary too
+    degrade: bool = True  # the promoted node takes writes without a copy until the old rejoins
 
 
 @dataclass(frozen=True)
@@ -365,14 +368,14 @@ class TierNodes:
     def failover(self, to: str, steps: Steps) -> None:
         for name in list(self._conns):
             self._drop(name)
-        failover(self.tier, to, steps)
+        failover(self.tier, to, steps, degrade=self.settings.degrade)
 
     def close(self) -> None:
         for name in list(self._conns):
             self._drop(name)
 
 
-def resume_failover(tier: Tier, steps: Steps) -> str | None:
+def resume_failover(tier: Tier, steps: Steps, degrade: bool = True) -> str | None:
     """Finish (or refuse) a failover a dead watcher left in its journal; what was done."""
     record = read_journal()
     if record is None:
@@ -387,24 +390,24 @@ def resume_failover(tier: Tier, steps: Steps) -> str | None:
         return f"nothing to do: {writable[0]} accepts writes"
     target = nodes[to]
     if target.replica is not None:
-        failover(tier, to, steps)  # it checks everything again (re-runnable)
+        failover(tier, to, steps, degrade=degrade)  # it checks everything again
     elif nodes[dead].reachable:
         raise Refused(f"{to} has its replication reset but is not open, and {dead} answers "
                       f"again: decide by hand (runbooks/db_status.py); the journal stays")
     elif not target.reachable:
         raise Refused(f"{to} does not answer: {target.error}; the journal stays")
     else:
-        _finish_promotion(tier, dead, to, target.gtid_current_pos, steps)
+        _finish_promotion(tier, dead, to, target.gtid_current_pos, steps, degrade)
     clear_journal()
     return f"finished: {to} is the primary"
 
 
-def _finish_promotion(tier: Tier, dead: str, to: str, position: str, steps: Steps) -> None:
+def _finish_promotion(tier: Tier, dead: str, to: str, position: str, steps: Steps,
+                      degrade: bool) -> None:
     """The failover's last two steps (it died after resetting the replication)."""
     with steps.step(f"write the epoch row on {to}"):
         tier.on(to, root_sql, sql=epoch_sql(database_name(tier.host(to)), to, dead, position))
-    with steps.step(f"promote {to}: semi-sync on, read_only OFF"):
-        tier.on(to, open_writes, semi_sync=True)
+    open_promoted(tier, to, dead, position, steps, degrade)
 
 
 def watch(tier: Tier, settings: WatchSettings, steps: Steps, stop: threading.Event,
@@ -416,7 +419,7 @@ def watch(tier: Tier, settings: WatchSettings, steps: Steps, stop: threading.Eve
     with watch_lock(stop, steps.say) as locked:
         if not locked:
             return None
-        done = resume_failover(tier, steps)
+        done = resume_failover(tier, steps, settings.degrade)
         if done:
             steps.say(f"watch: {done}")
         nodes = TierNodes(tier, settings)

@@ -78,9 +78,22 @@ def test_the_watcher_promotes_the_replica_of_a_crashed_primary(deployed: DeployR
     assert watcher.returncode == 0, text
     assert "confirmed: db2 lost db1 too" in text and "promoted: db2 is the primary" in text
     assert [read_only("db1"), read_only("db2")] == [None, 0]  # exactly one writable node
+    # Degraded (the watcher's default): db2 takes writes while db1 is still dead, and says so.
+    host = build_nornir(groups=["db"]).inventory.hosts["db2"]
+    conn = connect_admin(DbTarget.from_settings(load_settings()), host, read_timeout=10)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO app_nulle.markers (token, source) VALUES (%s, %s)",
+                    ("watcher-alone", "test"))
+    conn.close()
+    status = subprocess.run([sys.executable, "runbooks/db_status.py"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert status.returncode == 1 and "DEGRADED" in status.stdout, status.stdout
     lab.restart("db1")
     assert cli("runbooks/db_failover.py", "rejoin", "db1").returncode == 0
     assert [read_only("db1"), read_only("db2")] == [1, 0]
+    status = subprocess.run([sys.executable, "runbooks/db_status.py"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert status.returncode == 0, status.stdout  # rejoined: semi-sync on, mark cleared
 
 
 def test_a_watcher_does_not_fail_over_a_primary_that_answers(deployed: DeployRun) -> None:
