@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
+from tasks.db.degraded import degraded_mark
 from tasks.db.failover import rejoin
 from tasks.db.roles import root_command
 from tasks.db.sql import DbError, query
@@ -114,6 +115,7 @@ def expect_promotion(ctx: DbDrillContext, fault: DbFault, exp: DbExperiment,
             exp.problems.append(f"the watcher did not promote {exp.successor} within "
                                 f"{PROMOTION_TIMEOUT:.0f} s: {why}")
             return
+    exp.marks = replace(exp.marks, degraded=degraded_mark() is not None)
     exp.writable_after_fault = writable(ctx)
     if exp.writable_after_fault != [exp.successor]:
         exp.problems.append(f"after the fault, writable nodes: {exp.writable_after_fault} "

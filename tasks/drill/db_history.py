@@ -66,6 +66,7 @@ class Marks:
     restoring: float | None = None  # the drill began to bring the faulted node back
     rejoined: float | None = None  # a replica acknowledges again (the new primary's commits
     #                                wait for one: semi-sync, no timeout)
+    degraded: bool = False  # the new primary opened degraded: its commits wait for no replica
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,8 @@ def write_outage(ops: Iterable[Op], marks: Marks = Marks()) -> Outage | None:
         return None
     since, until = max(zip(ends, ends[1:], strict=False), key=lambda p: p[1] - p[0])
     start = marks.promoting if marks.confirmed is None else marks.confirmed
-    open_at = marks.promoted  # writes can complete again: promoted, and a replica acks
-    if marks.promoted is not None and marks.rejoined is not None:
+    open_at = marks.promoted  # writes can complete again: promoted (and a replica acks)
+    if marks.promoted is not None and marks.rejoined is not None and not marks.degraded:
         open_at = max(marks.promoted, marks.rejoined)
     return Outage(
         seconds=until - since, since=since, until=until,

@@ -53,6 +53,15 @@ def test_the_wait_for_a_replica_is_its_own_part_of_the_outage() -> None:
     assert out.discovery_s == pytest.approx(0.11)
 
 
+def test_a_degraded_promotion_waits_for_no_replica_even_after_a_rejoin() -> None:
+    ops, marks = clean_failover()
+    marks = Marks(**{**marks.__dict__, "rejoined": 12.9, "degraded": True})
+    out = write_outage(ops, marks)
+    assert out is not None
+    assert out.replica_wait_s is None
+    assert out.discovery_s == pytest.approx(0.51)  # from the promotion, as without a rejoin
+
+
 def test_an_info_write_that_committed_is_counted_not_blamed() -> None:
     ops, marks = clean_failover()
     history = analyze(ops, rows_of(ops, "w0-10"), marks=marks)
