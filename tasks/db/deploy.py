@@ -219,6 +219,7 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
         conn.close()
         check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
             origin, native_password_hash(target.secrets.admin), target.tls))
+        target.forget_link(host)  # the new privileges apply to new sessions only
         return _report(task, [f"set the privileges and TLS requirement of the admin account "
                               f"{who}"], connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
@@ -226,6 +227,9 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
                               "schema and replication"], connection=None)
     sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin), target.tls)
     check_command(task, "mariadb --batch", stdin=sql)
+    # Another host's survey may have logged in while the account was being made, before
+    # its GRANT: that session lacks the privileges; the run's next one must be new.
+    target.forget_link(host)
     conn, code = _admin_connect(target, host, deadline)
     if conn is None:
         raise DbError(f"{host.name}: the admin account {who} was created over SSH but "

@@ -7,6 +7,11 @@ On real machines every connection is TLS, checked against the controller's datab
 replication accounts REQUIRE SSL. Connections use short timeouts and autocommit. Accounts:
 the controller's admin (``tp5admin``), the replication account (``repl``) and the
 application's (named after the app).
+
+A run that asks the db nodes many times (the deploy: the admin account, the actual primary,
+the node's check, the database check) gives its ``DbTarget`` an ``AdminLinks``
+(``DbTarget.for_run``): then ``connect_admin`` hands out one admin connection per node for
+the whole run, checked alive each time, one statement at a time across the run's threads.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import hashlib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import pymysql
 import pymysql.cursors
@@ -33,6 +39,9 @@ ADMIN_USER = "tp5admin"
 REPL_USER = "repl"
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 30
+# A run's shared admin connections: every statement of a run is short (the longest, a
+# MASTER_GTID_WAIT, is cut to 5 s), so this bounds a hung node.
+LINK_READ_TIMEOUT = 10
 # Where the admin account may connect from on real machines (the lab uses the bridge address).
 ADMIN_FROM_ENV = "TP5_DB_ADMIN_FROM"
 # A MariaDB account host part: an address, a host name or a pattern, nothing that quotes.
@@ -51,6 +60,7 @@ class DbTarget:
     is_lab: bool
     bridge: str
     bridge_address: str
+    links: AdminLinks | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DbTarget:
@@ -62,6 +72,21 @@ class DbTarget:
         """Real machines: TLS for the controller's connections and replication, and the
         admin and replication accounts REQUIRE SSL. The lab keeps plain connections."""
         return not self.is_lab
+
+    def for_run(self) -> DbTarget:
+        """The same target with one shared admin connection per node (``AdminLinks``); the
+        caller ends the run with ``close_links``."""
+        return replace(self, links=AdminLinks())
+
+    def close_links(self) -> None:
+        """Close the run's shared admin connections (none without ``for_run``)."""
+        if self.links is not None:
+            self.links.close()
+
+    def forget_link(self, host: Host) -> None:
+        """The next admin connection to `host` is a new one (its account just changed)."""
+        if self.links is not None:
+            self.links.forget(host.name)
 
     @cached_property
     def secrets(self) -> DbSecrets:
@@ -99,16 +124,18 @@ def connect(
     target: DbTarget, address: str, port: int, user: str, password: str,
     name: str | None = None, database: str | None = None, read_timeout: float = READ_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
+    kind: type[pymysql.connections.Connection] = pymysql.connections.Connection,
 ) -> pymysql.connections.Connection:
     """Open an autocommit pymysql connection (dict rows): after the lab route check and
-    plain in the lab; TLS verified against the CA and `address` otherwise."""
+    plain in the lab; TLS verified against the CA and `address` otherwise (`kind`: the
+    connection class, ``SharedConnection`` for a run's links)."""
     label = name or address
     if target.is_lab:
         problems = check_addresses(target.bridge, [address])
         if problems:
             raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
     try:
-        return pymysql.connect(
+        return kind(
             host=address, port=port, user=user, password=password, database=database,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             write_timeout=read_timeout, autocommit=True,
@@ -134,10 +161,104 @@ def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
 
 def connect_admin(target: DbTarget, host: Host, read_timeout: float = READ_TIMEOUT,
                   connect_timeout: float = CONNECT_TIMEOUT) -> pymysql.connections.Connection:
-    """The admin connection to an inventory db host."""
+    """The admin connection to an inventory db host: a new one, or the run's shared one when
+    the target has ``links`` (its timeouts are then ``LINK_READ_TIMEOUT`` and
+    ``CONNECT_TIMEOUT``)."""
+    if target.links is not None:
+        return target.links.get(target, host)
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
                    target.secrets.admin, name=host.name, read_timeout=read_timeout,
                    connect_timeout=connect_timeout)
+
+
+class _TurnCursor(pymysql.cursors.DictCursor):
+    """A dict cursor that holds its ``SharedConnection`` for its ``with`` block."""
+
+    def __enter__(self) -> _TurnCursor:
+        self.connection.turn.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        turn = self.connection.turn
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            turn.release()
+
+
+class SharedConnection(pymysql.connections.Connection):
+    """An admin connection shared by the threads of a run (``AdminLinks``): each statement
+    (a ``with conn.cursor()`` block, as ``query`` runs it) has it alone; ``close`` leaves it
+    open for the rest of the run, ``end`` closes it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.turn = threading.Lock()
+        super().__init__(**{**kwargs, "cursorclass": _TurnCursor})
+
+    def close(self) -> None:
+        """Kept open: the run's ``AdminLinks`` closes it."""
+
+    def alive(self) -> bool:
+        """The server still answers on this connection (one round trip)."""
+        try:
+            with self.turn:
+                self.ping(reconnect=False)
+        except pymysql.MySQLError:
+            return False
+        return True
+
+    def end(self) -> None:
+        with self.turn:
+            if self.open:
+                super().close()
+
+
+class AdminLinks:
+    """One admin connection per db node for a whole run: opened on first use, checked alive
+    when handed out again (a new one when the node restarted), closed by ``close``. A
+    connection that fails is not kept: the next use tries again."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, SharedConnection] = {}
+        self._retired: list[SharedConnection] = []
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.opened = 0
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def get(self, target: DbTarget, host: Host) -> SharedConnection:
+        with self._lock(host.name):
+            link = self._links.pop(host.name, None)
+            if link is not None:
+                if link.alive():
+                    self._links[host.name] = link
+                    return link
+                self._retired.append(link)
+            new = cast(SharedConnection, connect(
+                target, host.hostname, int(host["db_port"]), ADMIN_USER, target.secrets.admin,
+                name=host.name, read_timeout=LINK_READ_TIMEOUT, kind=SharedConnection))
+            self._links[host.name] = new
+            self.opened += 1
+            return new
+
+    def forget(self, name: str) -> None:
+        """Hand out a new connection to `name` next time; the old one stays usable by whoever
+        holds it until ``close``."""
+        with self._lock(name):
+            link = self._links.pop(name, None)
+            if link is not None:
+                self._retired.append(link)
+
+    def close(self) -> None:
+        with self._guard:
+            links = list(self._links.values()) + self._retired
+            self._links.clear()
+            self._retired.clear()
+        for link in links:
+            link.end()
 
 
 def error_code(exc: BaseException) -> int | None:
