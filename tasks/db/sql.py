@@ -10,8 +10,10 @@ application's (named after the app).
 
 A run that asks the db nodes many times (the deploy: the admin account, the actual primary,
 the node's check, the database check) gives its ``DbTarget`` an ``AdminLinks``
-(``DbTarget.for_run``): then ``connect_admin`` hands out one admin connection per node for
-the whole run, checked alive each time, one statement at a time across the run's threads.
+(``tasks.db.links.for_run``): then ``connect_admin`` hands out one admin connection per node
+for the whole run, once that node's admin account is complete. ``query`` runs a statement
+refused for lack of a privilege once more on a new session of such a connection (MariaDB
+fixes a session's privileges when it logs in).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import hashlib
 import ipaddress
 import os
 import re
-import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymysql
 import pymysql.cursors
@@ -35,6 +38,9 @@ from tasks.core.secrets import DbSecrets, db_secrets
 from tasks.core.settings import Settings
 from tasks.deploy.errors import describe_error
 
+if TYPE_CHECKING:
+    from tasks.db.links import AdminLinks
+
 ADMIN_USER = "tp5admin"
 REPL_USER = "repl"
 CONNECT_TIMEOUT = 3
@@ -44,6 +50,8 @@ READ_TIMEOUT = 30
 LINK_READ_TIMEOUT = 10
 # Where the admin account may connect from on real machines (the lab uses the bridge address).
 ADMIN_FROM_ENV = "TP5_DB_ADMIN_FROM"
+# Access denied to a database (1044), to a table (1142), a privilege needed (1227).
+PRIVILEGE_ERRORS = frozenset({1044, 1142, 1227})
 # A MariaDB account host part: an address, a host name or a pattern, nothing that quotes.
 ADMIN_FROM = re.compile(r"[A-Za-z0-9.%_:-]{1,255}")
 
@@ -73,20 +81,27 @@ class DbTarget:
         admin and replication accounts REQUIRE SSL. The lab keeps plain connections."""
         return not self.is_lab
 
-    def for_run(self) -> DbTarget:
-        """The same target with one shared admin connection per node (``AdminLinks``); the
-        caller ends the run with ``close_links``."""
-        return replace(self, links=AdminLinks())
-
     def close_links(self) -> None:
-        """Close the run's shared admin connections (none without ``for_run``)."""
+        """Close the run's shared admin connections (none without ``links``)."""
         if self.links is not None:
             self.links.close()
 
-    def forget_link(self, host: Host) -> None:
-        """The next admin connection to `host` is a new one (its account just changed)."""
-        if self.links is not None:
-            self.links.forget(host.name)
+    def making_account(self, host: Host) -> AbstractContextManager[None]:
+        """Around the making of `host`'s admin account: the run opens no admin session to it
+        meanwhile (one would keep the privileges it logged in with), and may keep one for
+        the run after it (``AdminLinks.making_account``)."""
+        if self.links is None:
+            return nullcontext()
+        return self.links.making_account(host.name)
+
+    def account_ready(self, host: Host,
+                      conn: pymysql.connections.Connection) -> pymysql.connections.Connection:
+        """`host`'s admin account was found complete: the run may keep an admin connection to
+        it from now on; `conn` (from ``connect_admin``) becomes that one when none is kept
+        yet. Returns the connection to use."""
+        if self.links is None:
+            return conn
+        return self.links.account_ready(host.name, conn)
 
     @cached_property
     def secrets(self) -> DbSecrets:
@@ -130,10 +145,7 @@ def connect(
     plain in the lab; TLS verified against the CA and `address` otherwise (`kind`: the
     connection class, ``SharedConnection`` for a run's links)."""
     label = name or address
-    if target.is_lab:
-        problems = check_addresses(target.bridge, [address])
-        if problems:
-            raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
+    refuse_off_lab(target, address, label)
     try:
         return kind(
             host=address, port=port, user=user, password=password, database=database,
@@ -144,6 +156,14 @@ def connect(
     except pymysql.MySQLError as exc:
         raise DbError(f"{label}: cannot connect to {address}:{port} as {user}: "
                       f"{describe_error(exc)}") from exc
+
+
+def refuse_off_lab(target: DbTarget, address: str, label: str) -> None:
+    """In the lab, raise DbError unless `address` is reached through the lab bridge."""
+    if target.is_lab:
+        problems = check_addresses(target.bridge, [address])
+        if problems:
+            raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
 
 
 def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
@@ -161,104 +181,14 @@ def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
 
 def connect_admin(target: DbTarget, host: Host, read_timeout: float = READ_TIMEOUT,
                   connect_timeout: float = CONNECT_TIMEOUT) -> pymysql.connections.Connection:
-    """The admin connection to an inventory db host: a new one, or the run's shared one when
-    the target has ``links`` (its timeouts are then ``LINK_READ_TIMEOUT`` and
+    """The admin connection to an inventory db host: a new one, or the run's one when the
+    target has ``links`` (tasks.db.links; its timeouts are then ``LINK_READ_TIMEOUT`` and
     ``CONNECT_TIMEOUT``)."""
     if target.links is not None:
-        return target.links.get(target, host)
+        return target.links.get(host)
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
                    target.secrets.admin, name=host.name, read_timeout=read_timeout,
                    connect_timeout=connect_timeout)
-
-
-class _TurnCursor(pymysql.cursors.DictCursor):
-    """A dict cursor that holds its ``SharedConnection`` for its ``with`` block."""
-
-    def __enter__(self) -> _TurnCursor:
-        self.connection.turn.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        turn = self.connection.turn
-        try:
-            super().__exit__(*exc_info)
-        finally:
-            turn.release()
-
-
-class SharedConnection(pymysql.connections.Connection):
-    """An admin connection shared by the threads of a run (``AdminLinks``): each statement
-    (a ``with conn.cursor()`` block, as ``query`` runs it) has it alone; ``close`` leaves it
-    open for the rest of the run, ``end`` closes it."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.turn = threading.Lock()
-        super().__init__(**{**kwargs, "cursorclass": _TurnCursor})
-
-    def close(self) -> None:
-        """Kept open: the run's ``AdminLinks`` closes it."""
-
-    def alive(self) -> bool:
-        """The server still answers on this connection (one round trip)."""
-        try:
-            with self.turn:
-                self.ping(reconnect=False)
-        except pymysql.MySQLError:
-            return False
-        return True
-
-    def end(self) -> None:
-        with self.turn:
-            if self.open:
-                super().close()
-
-
-class AdminLinks:
-    """One admin connection per db node for a whole run: opened on first use, checked alive
-    when handed out again (a new one when the node restarted), closed by ``close``. A
-    connection that fails is not kept: the next use tries again."""
-
-    def __init__(self) -> None:
-        self._links: dict[str, SharedConnection] = {}
-        self._retired: list[SharedConnection] = []
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-        self.opened = 0
-
-    def _lock(self, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
-
-    def get(self, target: DbTarget, host: Host) -> SharedConnection:
-        with self._lock(host.name):
-            link = self._links.pop(host.name, None)
-            if link is not None:
-                if link.alive():
-                    self._links[host.name] = link
-                    return link
-                self._retired.append(link)
-            new = cast(SharedConnection, connect(
-                target, host.hostname, int(host["db_port"]), ADMIN_USER, target.secrets.admin,
-                name=host.name, read_timeout=LINK_READ_TIMEOUT, kind=SharedConnection))
-            self._links[host.name] = new
-            self.opened += 1
-            return new
-
-    def forget(self, name: str) -> None:
-        """Hand out a new connection to `name` next time; the old one stays usable by whoever
-        holds it until ``close``."""
-        with self._lock(name):
-            link = self._links.pop(name, None)
-            if link is not None:
-                self._retired.append(link)
-
-    def close(self) -> None:
-        with self._guard:
-            links = list(self._links.values()) + self._retired
-            self._links.clear()
-            self._retired.clear()
-        for link in links:
-            link.end()
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -268,12 +198,33 @@ def error_code(exc: BaseException) -> int | None:
     return None
 
 
+T = TypeVar("T")
+
+
+def retry_privilege_error(run: Callable[[], T], renew: Callable[[], None] | None) -> T:
+    """``run()``; when the server refuses it for lack of a privilege (PRIVILEGE_ERRORS) and
+    the connection can be renewed, renew it (a new session, with the account's privileges
+    as they are now) and run it once more; any other error, or a second refusal, is raised.
+    The server refuses before doing anything, so running the statement again is safe."""
+    try:
+        return run()
+    except pymysql.MySQLError as exc:
+        if renew is None or error_code(exc) not in PRIVILEGE_ERRORS:
+            raise
+    renew()
+    return run()
+
+
 def query(conn: pymysql.connections.Connection, sql: str,
           args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
-    """Run one statement and return its rows (dicts)."""
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return list(cur.fetchall())
+    """Run one statement and return its rows (dicts). On a connection of a run's
+    ``AdminLinks`` (they have ``renew``), a privilege refusal gets one new session."""
+    def run() -> list[dict[str, Any]]:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    return retry_privilege_error(run, getattr(conn, "renew", None))
 
 
 def scalar(conn: pymysql.connections.Connection, sql: str,

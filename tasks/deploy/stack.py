@@ -3,7 +3,7 @@ end-to-end checks: the database (marker row and refused write), the VIP, the rou
 
 ``deploy_stack`` is the runbook's one call. It reads the Settings once (lab or real
 machines: ``Settings.is_lab``) and passes them down, with one admin connection per db node
-for the whole run (``DbTarget.for_run``); Nornir's own dry-run
+for the whole run (``tasks.db.links.for_run``); Nornir's own dry-run
 (``nr.data.dry_run``, read by ``task.is_dry_run()``) applies to every task of the run; the
 progress processor is attached to the deploy run alone, so later runs print nothing.
 """
@@ -26,6 +26,7 @@ from rich.console import Console
 from tasks.core.inventory import expected_master, tier_hosts, tier_of, vip
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
 from tasks.core.settings import ProjectError, Settings, load_settings
+from tasks.db.links import for_run
 from tasks.db.sql import DbTarget
 from tasks.db.verify import verify_db
 from tasks.deploy.checks import check_round_robin, wait_for_vip
@@ -91,7 +92,7 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
     check_selection(nr, run, options)
     ensure_reachable(nr, settings)
     nr.data.dry_run = options.dry_run
-    db = DbTarget.from_settings(settings).for_run()
+    db = for_run(DbTarget.from_settings(settings))
     try:
         outcome = _deploy_hosts(nr, run, db, console)
         outcome.checks["deploy_seconds"] = round(time.monotonic() - started, 3)
