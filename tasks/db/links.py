@@ -166,7 +166,8 @@ class AdminLinks:
     def _keep(self, name: str, link: SharedConnection) -> None:
         link.kept = True
         self._links[name] = link
-        self.opened += 1
+        with self._guard:  # the per-node locks do not cover this count
+            self.opened += 1
 
     def _drop(self, name: str) -> None:
         link = self._links.pop(name, None)
