@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from tasks.core import state
@@ -69,9 +70,14 @@ def check_addresses(bridge: str, addresses: Iterable[str]) -> list[str]:
     """Problems that forbid sending traffic to these addresses (empty: all go via bridge)."""
     if not bridge_is_up(bridge):
         return [f"the lab bridge {bridge} is not up (run: python runbooks/lab.py up)"]
+    targets = list(addresses)
+    if len(targets) > 1:  # one `ip route get` each, run together
+        with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+            devices = list(pool.map(route_device, targets))
+    else:
+        devices = [route_device(address) for address in targets]
     problems = []
-    for address in addresses:
-        dev = route_device(address)
+    for address, dev in zip(targets, devices, strict=True):
         if dev != bridge:
             problems.append(f"{address} would be reached via {dev or 'no route'}, not {bridge}")
     return problems

@@ -203,7 +203,9 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
 
     `running`: MariaDB runs (as read before). ``Result.connection``: the admin connection
     for the next steps (the caller closes it), None when they cannot run: under dry-run,
-    MariaDB is not running yet or the account is missing.
+    MariaDB is not running yet or the account is missing. While the account is being made,
+    the run opens no admin session to the node (``DbTarget.making_account``): one that
+    logged in between its CREATE USER and its GRANT would lack the privileges for good.
     """
     host = task.host
     if task.is_dry_run() and not running:
@@ -214,23 +216,31 @@ def ensure_admin_account(task: Task, target: DbTarget, running: bool = True) -> 
     origin = target.admin_from(str(host.hostname))
     who = f"{ADMIN_USER}@{origin}"
     if conn is not None:
-        if _admin_grants_current(conn, target.tls) or task.is_dry_run():
+        if _admin_grants_current(conn, target.tls):
+            return _report(task, [], connection=target.account_ready(host, conn))
+        if task.is_dry_run():
             return _report(task, [], connection=conn)
         conn.close()
-        check_command(task, "mariadb --batch", stdin=admin_bootstrap_sql(
-            origin, native_password_hash(target.secrets.admin), target.tls))
+        _make_admin_account(task, target, origin)
         return _report(task, [f"set the privileges and TLS requirement of the admin account "
                               f"{who}"], connection=_admin_connect(target, host, deadline)[0])
     if task.is_dry_run():
         return _report(task, [f"create the admin account {who} (over SSH), then accounts, "
                               "schema and replication"], connection=None)
-    sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin), target.tls)
-    check_command(task, "mariadb --batch", stdin=sql)
+    _make_admin_account(task, target, origin)
     conn, code = _admin_connect(target, host, deadline)
     if conn is None:
         raise DbError(f"{host.name}: the admin account {who} was created over SSH but "
                       f"MariaDB still refuses it (error {code})")
     return _report(task, [f"create the admin account {who}"], connection=conn)
+
+
+def _make_admin_account(task: Task, target: DbTarget, origin: str) -> None:
+    """Create or fix the admin account as root over SSH (``admin_bootstrap_sql``), with no
+    admin session of this run opened to the node meanwhile."""
+    sql = admin_bootstrap_sql(origin, native_password_hash(target.secrets.admin), target.tls)
+    with target.making_account(task.host):
+        check_command(task, "mariadb --batch", stdin=sql)
 
 
 def converge_role(task: Task, target: DbTarget, inventory: Inventory,

@@ -7,6 +7,13 @@ On real machines every connection is TLS, checked against the controller's datab
 replication accounts REQUIRE SSL. Connections use short timeouts and autocommit. Accounts:
 the controller's admin (``tp5admin``), the replication account (``repl``) and the
 application's (named after the app).
+
+A run that asks the db nodes many times (the deploy: the admin account, the actual primary,
+the node's check, the database check) gives its ``DbTarget`` an ``AdminLinks``
+(``tasks.db.links.for_run``): then ``connect_admin`` hands out one admin connection per node
+for the whole run, once that node's admin account is complete. ``query`` runs a statement
+refused for lack of a privilege once more on a new session of such a connection (MariaDB
+fixes a session's privileges when it logs in).
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ import hashlib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymysql
 import pymysql.cursors
@@ -29,12 +38,20 @@ from tasks.core.secrets import DbSecrets, db_secrets
 from tasks.core.settings import Settings
 from tasks.deploy.errors import describe_error
 
+if TYPE_CHECKING:
+    from tasks.db.links import AdminLinks
+
 ADMIN_USER = "tp5admin"
 REPL_USER = "repl"
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 30
+# A run's shared admin connections: every statement of a run is short (the longest, a
+# MASTER_GTID_WAIT, is cut to 5 s), so this bounds a hung node.
+LINK_READ_TIMEOUT = 10
 # Where the admin account may connect from on real machines (the lab uses the bridge address).
 ADMIN_FROM_ENV = "TP5_DB_ADMIN_FROM"
+# Access denied to a database (1044), to a table (1142), a privilege needed (1227).
+PRIVILEGE_ERRORS = frozenset({1044, 1142, 1227})
 # A MariaDB account host part: an address, a host name or a pattern, nothing that quotes.
 ADMIN_FROM = re.compile(r"[A-Za-z0-9.%_:-]{1,255}")
 
@@ -51,6 +68,7 @@ class DbTarget:
     is_lab: bool
     bridge: str
     bridge_address: str
+    links: AdminLinks | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DbTarget:
@@ -62,6 +80,28 @@ class DbTarget:
         """Real machines: TLS for the controller's connections and replication, and the
         admin and replication accounts REQUIRE SSL. The lab keeps plain connections."""
         return not self.is_lab
+
+    def close_links(self) -> None:
+        """Close the run's shared admin connections (none without ``links``)."""
+        if self.links is not None:
+            self.links.close()
+
+    def making_account(self, host: Host) -> AbstractContextManager[None]:
+        """Around the making of `host`'s admin account: the run opens no admin session to it
+        meanwhile (one would keep the privileges it logged in with), and may keep one for
+        the run after it (``AdminLinks.making_account``)."""
+        if self.links is None:
+            return nullcontext()
+        return self.links.making_account(host.name)
+
+    def account_ready(self, host: Host,
+                      conn: pymysql.connections.Connection) -> pymysql.connections.Connection:
+        """`host`'s admin account was found complete: the run may keep an admin connection to
+        it from now on; `conn` (from ``connect_admin``) becomes that one when none is kept
+        yet. Returns the connection to use."""
+        if self.links is None:
+            return conn
+        return self.links.account_ready(host.name, conn)
 
     @cached_property
     def secrets(self) -> DbSecrets:
@@ -99,16 +139,15 @@ def connect(
     target: DbTarget, address: str, port: int, user: str, password: str,
     name: str | None = None, database: str | None = None, read_timeout: float = READ_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
+    kind: type[pymysql.connections.Connection] = pymysql.connections.Connection,
 ) -> pymysql.connections.Connection:
     """Open an autocommit pymysql connection (dict rows): after the lab route check and
-    plain in the lab; TLS verified against the CA and `address` otherwise."""
+    plain in the lab; TLS verified against the CA and `address` otherwise (`kind`: the
+    connection class, ``SharedConnection`` for a run's links)."""
     label = name or address
-    if target.is_lab:
-        problems = check_addresses(target.bridge, [address])
-        if problems:
-            raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
+    refuse_off_lab(target, address, label)
     try:
-        return pymysql.connect(
+        return kind(
             host=address, port=port, user=user, password=password, database=database,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             write_timeout=read_timeout, autocommit=True,
@@ -117,6 +156,14 @@ def connect(
     except pymysql.MySQLError as exc:
         raise DbError(f"{label}: cannot connect to {address}:{port} as {user}: "
                       f"{describe_error(exc)}") from exc
+
+
+def refuse_off_lab(target: DbTarget, address: str, label: str) -> None:
+    """In the lab, raise DbError unless `address` is reached through the lab bridge."""
+    if target.is_lab:
+        problems = check_addresses(target.bridge, [address])
+        if problems:
+            raise DbError(f"{label}: refusing to connect to {address}: " + "; ".join(problems))
 
 
 def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
@@ -134,7 +181,11 @@ def tls_options(target: DbTarget, label: str) -> dict[str, Any]:
 
 def connect_admin(target: DbTarget, host: Host, read_timeout: float = READ_TIMEOUT,
                   connect_timeout: float = CONNECT_TIMEOUT) -> pymysql.connections.Connection:
-    """The admin connection to an inventory db host."""
+    """The admin connection to an inventory db host: a new one, or the run's one when the
+    target has ``links`` (tasks.db.links; its timeouts are then ``LINK_READ_TIMEOUT`` and
+    ``CONNECT_TIMEOUT``)."""
+    if target.links is not None:
+        return target.links.get(host)
     return connect(target, host.hostname, int(host["db_port"]), ADMIN_USER,
                    target.secrets.admin, name=host.name, read_timeout=read_timeout,
                    connect_timeout=connect_timeout)
@@ -147,12 +198,33 @@ def error_code(exc: BaseException) -> int | None:
     return None
 
 
+T = TypeVar("T")
+
+
+def retry_privilege_error(run: Callable[[], T], renew: Callable[[], None] | None) -> T:
+    """``run()``; when the server refuses it for lack of a privilege (PRIVILEGE_ERRORS) and
+    the connection can be renewed, renew it (a new session, with the account's privileges
+    as they are now) and run it once more; any other error, or a second refusal, is raised.
+    The server refuses before doing anything, so running the statement again is safe."""
+    try:
+        return run()
+    except pymysql.MySQLError as exc:
+        if renew is None or error_code(exc) not in PRIVILEGE_ERRORS:
+            raise
+    renew()
+    return run()
+
+
 def query(conn: pymysql.connections.Connection, sql: str,
           args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
-    """Run one statement and return its rows (dicts)."""
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return list(cur.fetchall())
+    """Run one statement and return its rows (dicts). On a connection of a run's
+    ``AdminLinks`` (they have ``renew``), a privilege refusal gets one new session."""
+    def run() -> list[dict[str, Any]]:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    return retry_privilege_error(run, getattr(conn, "renew", None))
 
 
 def scalar(conn: pymysql.connections.Connection, sql: str,

@@ -188,8 +188,37 @@ def _replication_problems(name: str, rep: ReplicaStatus, address: str | None) ->
     if rep.last_error:
         problems.append(f"{name}: {rep.last_error}")
     if rep.running and rep.seconds_behind != 0:
-        problems.append(f"{name}: {rep.seconds_behind} s behind the primary")
+        problems.append(lag_problem(name, rep.seconds_behind))
     return problems
+
+
+def lag_problem(name: str, seconds: int | None) -> str:
+    """The problem of a replica whose Seconds_Behind_Master is not 0."""
+    return f"{name}: {seconds} s behind the primary"
+
+
+def pending_catch_up(cluster: ClusterStatus, name: str,
+                     problems: list[str]) -> tuple[list[str], str | None]:
+    """Node `name`'s `problems` with its lag judged (pure): the problems that stand, and the
+    primary's position to wait for before they are final (None: nothing to wait for).
+
+    A replica caught up when read (its gtid_current_pos holds the primary's gtid_binlog_pos,
+    read after it) has no lag problem: Seconds_Behind_Master was about events it has applied
+    since. One still behind, with no other problem, has the primary's position to wait for;
+    with another problem there is nothing to wait for: they are reported at once.
+    """
+    node = next((n for n in cluster.nodes if n.name == name), None)
+    primary = next((n for n in cluster.nodes if n.name == cluster.primary), None)
+    rep = node.replica if node is not None else None
+    if node is None or primary is None or rep is None:
+        return problems, None
+    lag = lag_problem(name, rep.seconds_behind)
+    if lag not in problems:
+        return problems, None
+    others = [p for p in problems if p != lag]
+    if gtid.contains(node.gtid_current_pos, primary.gtid_binlog_pos):
+        return others, None
+    return problems, None if others else primary.gtid_binlog_pos
 
 
 def _replica_problems(node: NodeStatus, primary: NodeStatus | None) -> list[str]:

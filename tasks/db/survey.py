@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 
+import pymysql
 from nornir.core.inventory import Host, Inventory
 
 from tasks.core.inventory import tier_hosts
 from tasks.db.facts import parse_slave_status
 from tasks.db.sql import DbError, DbTarget, connect_admin, error_code, query
 from tasks.db.topology import DOWN, FRESH, UP, Decision, Probe, decide
+from tasks.deploy.errors import describe_error
 
 SETTLE_WAIT = 30.0
 REFUSED_ACCOUNT = (1045, 1130)  # access denied / host not allowed: no admin account yet
@@ -32,6 +34,9 @@ def probe_node(target: DbTarget, host: Host) -> Probe:
         row = query(conn, "SELECT @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
                           "@@gtid_current_pos AS cur")[0]
         status = parse_slave_status(query(conn, "SHOW SLAVE STATUS"))
+    except pymysql.MySQLError as exc:
+        raise DbError(f"{host.name}: asking it what it is failed: "
+                      f"{describe_error(exc)}") from exc
     finally:
         conn.close()
     return Probe(host.name, host.hostname, UP, read_only=bool(row["ro"]),

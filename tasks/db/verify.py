@@ -3,7 +3,9 @@
 - ``check_db_node`` (task, writes nothing): the node is right for its actual role (the
   per-host check of the deploy): its live durability settings, read-only unless it is the
   one primary, a replica following the actual primary with both threads running, no error,
-  no lag, no divergence.
+  no lag, no divergence. A replica behind the primary (checked right after a change there)
+  first has ``CATCH_UP_WAIT`` s to apply the primary's position: only then is its lag a
+  problem (both checks).
 - ``verify_db`` (task): on a replica, a marker row written on the actual primary read here
   within a bounded time (delay measured), a write refused (read_only; and the admin account
   really lacks SUPER / READ_ONLY ADMIN, or the refusal would prove nothing); on the primary,
@@ -37,12 +39,14 @@ from tasks.db.status import (  # noqa: F401  (re-exported: the status view's nam
     cluster_from_results,
     cluster_status,
     db_status,
+    pending_catch_up,
     print_cluster,
     read_node_status,
 )
 from tasks.deploy.errors import describe_error
 
 MARKER_TIMEOUT = 5.0
+CATCH_UP_WAIT = 10.0  # s a replica behind the primary has to catch up before it is a problem
 READ_ONLY_ERROR = 1290
 
 
@@ -112,8 +116,8 @@ def write_refusal(replica_conn: pymysql.connections.Connection, db: str) -> str 
     return None
 
 
-def _tier(target: DbTarget, inventory: Inventory, host: Host,
-          semi: bool) -> tuple[ClusterStatus, NodeStatus, list[str]]:
+def _read_tier(target: DbTarget, inventory: Inventory, host: Host,
+               semi: bool) -> tuple[ClusterStatus, NodeStatus, list[str]]:
     """The tier's state, this host's NodeStatus and the problems that concern it. A tier
     seen healthy (semi-sync included) is recorded in sync (tasks.db.insync)."""
     nodes = tier_statuses(target, inventory)
@@ -123,6 +127,31 @@ def _tier(target: DbTarget, inventory: Inventory, host: Host,
     if not status.reachable:
         raise DbError(status.error)
     return cluster, status, _own_problems(cluster, host.name)
+
+
+def _tier(target: DbTarget, inventory: Inventory, host: Host, semi: bool,
+          catch_up: float = CATCH_UP_WAIT) -> tuple[ClusterStatus, NodeStatus, list[str]]:
+    """``_read_tier``, with a replica's lag a problem only once it has had `catch_up` s to
+    catch up (``pending_catch_up``): a node checked right after a change on the primary
+    waits (bounded) until it has applied the primary's position, then it is read again."""
+    deadline = time.monotonic() + catch_up
+    while True:
+        cluster, status, problems = _read_tier(target, inventory, host, semi)
+        problems, position = pending_catch_up(cluster, host.name, problems)
+        remaining = deadline - time.monotonic()
+        if position is None or remaining <= 0:
+            return cluster, status, problems
+        _wait_applied(target, host, position, remaining)
+
+
+def _wait_applied(target: DbTarget, host: Host, position: str, timeout: float) -> None:
+    """Wait until the replica has applied `position` (MASTER_GTID_WAIT), at most `timeout`
+    s and one second per statement (the connection may be the run's shared one)."""
+    conn = connect_admin(target, host, read_timeout=10)
+    try:
+        scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (position, min(1.0, timeout)))
+    finally:
+        conn.close()
 
 
 def check_db_node(task: Task, target: DbTarget, inventory: Inventory) -> Result:

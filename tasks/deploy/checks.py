@@ -20,13 +20,14 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
 from tasks.core.inventory import natural_key
-from tasks.core.probe import http_probe
+from tasks.core.probe import ProbeRecord, http_probe
 from tasks.core.remote import run_command
 
 MARK = "@@tp5 "
@@ -44,13 +45,22 @@ def nginx_seconds(value: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
-def upstream_probes(upstreams: Sequence[Upstream]) -> list[str]:
-    """Ask every web server directly, in parallel (about a second at most): `upstream NAME
-    ADDRESS:PORT CODE` lines, 000 when it does not answer."""
-    lines = [f'(echo "{MARK}upstream {shlex.quote(name)} {address}:{port} $(curl -s -m 2 '
-             f"--connect-timeout 1 -o /dev/null -w '%{{http_code}}' http://{address}:{port}/)\") &"
-             for name, address, port in upstreams]
-    return lines + ["wait"] if lines else []
+def upstream_probes(upstreams: Sequence[Upstream]) -> tuple[list[str], list[str]]:
+    """Ask every web server directly, in parallel with the rest of the check (about a second
+    at most): the lines that start the probes (each writes the HTTP code it got to a file of
+    a temporary folder), and the lines that wait for them and print `upstream NAME
+    ADDRESS:PORT CODE` (000 when it does not answer), after the other sections."""
+    if not upstreams:
+        return [], []
+    start = ["probes=$(mktemp -d)"]
+    start += [f"curl -s -m 2 --connect-timeout 1 -o /dev/null -w '%{{http_code}}' "
+              f'http://{address}:{port}/ > "$probes/{i}" 2>/dev/null &'
+              for i, (_, address, port) in enumerate(upstreams)]
+    report = ["wait"]
+    report += [f'echo "{MARK}upstream {shlex.quote(name)} {address}:{port} '
+               f'$(cat "$probes/{i}" 2>/dev/null)"'
+               for i, (name, address, port) in enumerate(upstreams)]
+    return start, report + ['rm -rf "$probes"']
 
 
 def recent_requests(log: str, seconds: float, limit: int = 50) -> str:
@@ -59,9 +69,8 @@ def recent_requests(log: str, seconds: float, limit: int = 50) -> str:
     web server marked failed (a reload starts with no marks)."""
     window = math.ceil(seconds) + 1
     return (f'echo "{MARK}recent"; '
-            'w=$(ps -o pid=,args= --ppid "$(cat /run/nginx.pid 2>/dev/null)" 2>/dev/null '
-            "| awk '/worker process$/ {print $1; exit}'); "
-            "age=$(ps -o etimes= -p \"${w:-0}\" 2>/dev/null | tr -d ' '); age=${age:-0}; "
+            'age=$(ps -o etimes=,args= --ppid "$(cat /run/nginx.pid 2>/dev/null)" 2>/dev/null '
+            "| awk '/worker process$/ {print $1; exit}'); age=${age:-0}; "
             f'[ "$age" -gt {window} ] && age={window}; since=$(( $(date +%s) - age )); '
             f"tail -n 500 {shlex.quote(log)} 2>/dev/null | awk -v s=\"$since\" '$1 >= s' "
             f"| tail -n {limit}")
@@ -74,8 +83,9 @@ def host_check_script(tier: str, address: str, port: int = 80, interface: str = 
     (`upstreams`: the web servers a proxy sends traffic to; `access_log`: where it logs
     requests, read back `fail_timeout` seconds)."""
     daemons = {"web": ["apache2"], "rp": ["nginx", "keepalived"]}.get(tier, [])
-    lines = [f'if pidof {d} >/dev/null; then echo "{MARK}up {d}"; else echo "{MARK}down {d}"; fi'
-             for d in daemons]
+    start, report = upstream_probes(upstreams) if tier == "rp" else ([], [])
+    lines = start + [f'if pidof {d} >/dev/null; then echo "{MARK}up {d}"; '
+                     f'else echo "{MARK}down {d}"; fi' for d in daemons]
     if tier in ("web", "rp"):
         lines.append(f'echo "{MARK}http"; curl -s -m 3 -o /dev/null -D - '
                      f'http://{address}:{port}/; echo "{MARK}curl $?"')
@@ -83,8 +93,7 @@ def host_check_script(tier: str, address: str, port: int = 80, interface: str = 
         lines.append(f'echo "{MARK}addr"; ip -br addr show dev {interface}')
         if access_log:
             lines.append(recent_requests(access_log, fail_timeout))
-        lines += upstream_probes(upstreams)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + report) + "\n"
 
 
 @dataclass
@@ -336,8 +345,10 @@ class RoundRobin:
 
 
 def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 80,
-                      timeout: float = 3.0) -> RoundRobin:
-    """Send `n` GETs to the VIP (new connection each) and record `X-Served-By` (bounded).
+                      timeout: float = 3.0, in_flight: int = 1) -> RoundRobin:
+    """Send `n` GETs to the VIP (new connection each) and record `X-Served-By` (bounded),
+    `in_flight` at a time (1: one after the other), in the order sent. The proxies share one
+    round-robin across their workers (the upstream's zone), so the distribution is the same.
 
     With `bridge` (lab mode), refuse unless the VIP is routed through the lab bridge.
     """
@@ -347,9 +358,16 @@ def check_round_robin(vip: str, n: int, bridge: str | None = None, port: int = 8
         refused = check_addresses(bridge, [vip])
         if refused:
             raise LabNotReady("; ".join(refused))
+    def send(_: int) -> ProbeRecord:
+        return http_probe(vip, timeout, port=port)
+
+    if in_flight <= 1:
+        records = [send(i) for i in range(n)]
+    else:
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            records = list(pool.map(send, range(n)))
     order, errors = [], []
-    for _ in range(n):
-        record = http_probe(vip, timeout, port=port)
+    for record in records:
         if record.ok and record.server:
             order.append(record.server)
         else:

@@ -3,17 +3,27 @@
 ``host_context`` (pure) is every input a template may use; ``environment`` is the project's
 strict Jinja2 environment (StrictUndefined: a missing input fails the render);
 ``render_file`` is the Nornir task that renders one template for a host through
-nornir-jinja2's ``template_file`` with that environment.
+nornir-jinja2's ``template_file`` with that environment. Each template is compiled once per
+process, however many hosts render it at the same time (``compiled``), and not again while
+its source is unchanged (Jinja2's bytecode cache).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+)
 from nornir.core.inventory import Host, Inventory
 from nornir.core.task import Result, Task
 from nornir_jinja2.plugins.tasks import template_file
@@ -33,12 +43,25 @@ _DB_KEYS = ("db_role", "db_server_id", "db_port")
 
 
 NOT_SHOWN = "(secret: content not shown)"
+# Jinja2's template cache has no lock: hosts rendering the same template at the same time
+# would each compile it.
+_COMPILING = threading.Lock()
 
 
 def php_string(value: object) -> str:
     """A PHP single-quoted string literal (filter ``php_string``)."""
     text = str(value)
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def bytecode_cache() -> BytecodeCache | None:
+    """Jinja2's own cache of compiled templates (this user's private folder under the
+    system's temporary directory, keyed by each template's source): a run compiles only the
+    templates that changed since the last one. None when that folder cannot be used."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 @cache
@@ -51,14 +74,21 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=bytecode_cache(),
     )
     env.filters["php_string"] = php_string
     return env
 
 
+def compiled(name: str) -> Template:
+    """``templates/<name>`` compiled, from the environment's cache after the first time."""
+    with _COMPILING:
+        return environment().get_template(name)
+
+
 def render_template(name: str, /, **context: Any) -> str:
     """Render ``templates/<name>``; an input missing from ``context`` raises UndefinedError."""
-    return environment().get_template(name).render(**context)
+    return compiled(name).render(**context)
 
 
 def render_file(task: Task, template: str, context: dict[str, Any],
@@ -66,6 +96,7 @@ def render_file(task: Task, template: str, context: dict[str, Any],
     """Nornir task: render ``templates/<template>`` for the host (nornir-jinja2's
     ``template_file``, the strict environment). ``Result.content`` is the text; ``result``
     shows it too, unless the file is secret (it holds a password)."""
+    compiled(template)  # in the environment's cache before template_file asks for it
     text = template_file(task, template=template, jinja_env=environment(), **context).result
     return Result(host=task.host, result=NOT_SHOWN if secret else text, content=text)
 

@@ -2,7 +2,8 @@
 end-to-end checks: the database (marker row and refused write), the VIP, the round-robin.
 
 ``deploy_stack`` is the runbook's one call. It reads the Settings once (lab or real
-machines: ``Settings.is_lab``) and passes them down; Nornir's own dry-run
+machines: ``Settings.is_lab``) and passes them down, with one admin connection per db node
+for the whole run (``tasks.db.links.for_run``); Nornir's own dry-run
 (``nr.data.dry_run``, read by ``task.is_dry_run()``) applies to every task of the run; the
 progress processor is attached to the deploy run alone, so later runs print nothing.
 """
@@ -25,6 +26,7 @@ from rich.console import Console
 from tasks.core.inventory import expected_master, tier_hosts, tier_of, vip
 from tasks.core.nornir_build import build_nornir, ensure_reachable, select_hosts
 from tasks.core.settings import ProjectError, Settings, load_settings
+from tasks.db.links import for_run
 from tasks.db.sql import DbTarget
 from tasks.db.verify import verify_db
 from tasks.deploy.checks import check_round_robin, wait_for_vip
@@ -32,6 +34,10 @@ from tasks.deploy.errors import describe_error
 from tasks.deploy.host import Stack, deploy_host
 from tasks.deploy.order import TierGate
 from tasks.deploy.report import HostReport, Progress, report_of
+
+# Requests through the VIP at a time: each page commits a row on the primary (fsync and a
+# replica's acknowledgement), so one at a time would mostly wait on disks.
+ROUND_ROBIN_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -86,13 +92,16 @@ def deploy_stack(options: DeployOptions, console: Console) -> DeployOutcome:
     check_selection(nr, run, options)
     ensure_reachable(nr, settings)
     nr.data.dry_run = options.dry_run
+    db = for_run(DbTarget.from_settings(settings))
     try:
-        outcome = _deploy_hosts(nr, run, settings, console)
+        outcome = _deploy_hosts(nr, run, db, console)
         outcome.checks["deploy_seconds"] = round(time.monotonic() - started, 3)
         if not options.dry_run:
-            end_to_end(nr, run, settings, outcome, options)
+            end_to_end(nr, run, settings, outcome, options, db)
+        outcome.checks["db_admin_connections"] = db.links.opened if db.links else 0
     finally:
         nr.close_connections(on_good=True, on_failed=True)
+        db.close_links()
     outcome.checks["total_seconds"] = round(time.monotonic() - started, 3)
     return outcome
 
@@ -109,12 +118,11 @@ def check_selection(nr: Nornir, run: Nornir, options: DeployOptions) -> None:
     raise ProjectError(f"{asked or 'the inventory'} selects no host{why}; nothing done", 2)
 
 
-def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
-                  console: Console) -> DeployOutcome:
+def _deploy_hosts(nr: Nornir, run: Nornir, db: DbTarget, console: Console) -> DeployOutcome:
     names = list(run.inventory.hosts)
     mode = "dry run" if nr.data.dry_run else "deploy"
     gate = TierGate(Counter(tier_of(h) for h in run.inventory.hosts.values()))
-    stack = Stack(nr.inventory, DbTarget.from_settings(settings), gate)
+    stack = Stack(nr.inventory, db, gate)
     console.print(f"{mode}: {len(names)} host(s) in parallel: {' '.join(names)}")
     # Hosts wait for earlier tiers inside the runner: every host needs its own worker, or
     # web hosts holding all the workers would wait forever for a db host never started.
@@ -126,14 +134,14 @@ def _deploy_hosts(nr: Nornir, run: Nornir, settings: Settings,
 
 
 def end_to_end(nr: Nornir, run: Nornir, settings: Settings, outcome: DeployOutcome,
-               options: DeployOptions) -> None:
+               options: DeployOptions, db: DbTarget) -> None:
     """The checks of the tiers deployed: the database (db), the VIP and the round-robin
     through it (web or rp). Each adds its line and its part of the JSON to `outcome`. The
     database check (SQL to the db nodes) runs beside the others (SSH and HTTP to the proxies):
     the deploy waits for the longer, not for both; its line still comes first."""
     tiers = {r.tier for r in outcome.reports}
     with ThreadPoolExecutor(max_workers=1) as pool:
-        database = pool.submit(database_check, nr, run, settings, outcome) \
+        database = pool.submit(database_check, nr, run, db, outcome) \
             if "db" in tiers else None
         web_lines: list[CheckLine] = []
         if {"web", "rp"} & tiers and tier_hosts(nr.inventory, "rp"):
@@ -154,15 +162,14 @@ def web_checks(nr: Nornir, settings: Settings, outcome: DeployOutcome, options: 
                                        "(no proxy holds the VIP)")]
 
 
-def database_check(nr: Nornir, run: Nornir, settings: Settings,
-                   outcome: DeployOutcome) -> CheckLine:
+def database_check(nr: Nornir, run: Nornir, db: DbTarget, outcome: DeployOutcome) -> CheckLine:
     """The README's database check on the deployed db hosts: a marker row written on the
     primary is read on each replica, and a write on the replica is refused."""
     started = time.monotonic()
     failed = set(outcome.failed)
     names = [h.name for h in tier_hosts(run.inventory, "db") if h.name not in failed]
     results = nr.filter(F(name__any=names)).run(
-        task=verify_db, target=DbTarget.from_settings(settings), inventory=nr.inventory)
+        task=verify_db, target=db, inventory=nr.inventory)
     seen, errors = {}, {}
     for name in names:
         multi = results[name]
@@ -239,7 +246,8 @@ def round_robin_check(nr: Nornir, settings: Settings, outcome: DeployOutcome,
     expected, allowed = expected_servers(nr, outcome.reports)
     count = requests or 3 * max(1, len(expected))
     started = time.monotonic()
-    rr = check_round_robin(address, count, settings.lab_bridge if settings.is_lab else None)
+    rr = check_round_robin(address, count, settings.lab_bridge if settings.is_lab else None,
+                           in_flight=ROUND_ROBIN_IN_FLIGHT)
     ok = rr.covers(expected, allowed=allowed)
     outcome.checks["round_robin"] = {"ok": ok, "requests": count, "counts": rr.counts,
                                      "errors": rr.errors[:10],

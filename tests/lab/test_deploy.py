@@ -79,6 +79,9 @@ def test_a_second_deploy_changes_nothing(deployed: DeployRun, deploy: Deploy) ->
     assert all(not v["changed"] for v in run.summary["hosts"].values())
     assert "failed" not in run.stdout.lower(), run.stdout
     assert run.summary["database"]["ok"] and run.summary["round_robin"]["ok"]
+    # One admin connection per db node for the whole run: the SQL steps, each node's check
+    # and the database check share it.
+    assert run.summary["db_admin_connections"] == 2, run.summary
 
 
 def test_verbose_prints_every_step_but_never_the_password(

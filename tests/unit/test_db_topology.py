@@ -3,11 +3,20 @@ primary, and the tier's problems (split brain, divergence, semi-sync off)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tasks.db import gtid
 from tasks.db.facts import parse_slave_status
-from tasks.db.status import DURABILITY, NodeStatus, SemiSync, cluster_status
+from tasks.db.status import (
+    DURABILITY,
+    ClusterStatus,
+    NodeStatus,
+    SemiSync,
+    cluster_status,
+    pending_catch_up,
+)
 from tasks.db.topology import DOWN, FRESH, UP, Probe, decide
 
 ROW = {"Master_Host": "10.5.1.211", "Master_User": "repl", "Master_Port": 3306,
@@ -134,3 +143,44 @@ def test_a_live_setting_that_differs_is_a_problem() -> None:
     settings = dict(DURABILITY, sync_binlog="0")
     problems = cluster_status([_ok_primary(settings=settings)]).problems
     assert problems == ["db1: sync_binlog is 0, the settings want 1"]
+
+
+def _own(cluster: ClusterStatus, name: str) -> list[str]:
+    return [p for p in cluster.problems if p.startswith(f"{name}: ")]
+
+
+def test_a_lagging_replica_is_waited_for_before_its_lag_is_a_problem() -> None:
+    behind = _replica(gtid_current_pos="0-1-7",
+                      replica=parse_slave_status([{**ROW, "Seconds_Behind_Master": 1}]))
+    cluster = cluster_status([_ok_primary(gtid_binlog_pos="0-1-9"), behind], semi=False)
+    problems = _own(cluster, "db2")
+    assert problems == ["db2: 1 s behind the primary"]
+    # Lag alone, not caught up: wait for the primary's position; the problem stands.
+    assert pending_catch_up(cluster, "db2", problems) == (problems, "0-1-9")
+    # Caught up when read (Seconds_Behind_Master still 1): no lag problem, nothing to wait.
+    caught = cluster_status([_ok_primary(gtid_binlog_pos="0-1-9"),
+                             replace(behind, gtid_current_pos="0-1-9")], semi=False)
+    assert pending_catch_up(caught, "db2", _own(caught, "db2")) == ([], None)
+    # Caught up by sequence but from another server: diverged, not caught up.
+    forked = cluster_status([_ok_primary(gtid_binlog_pos="0-1-9"),
+                             replace(behind, gtid_current_pos="0-2-9")], semi=False)
+    assert pending_catch_up(forked, "db2", _own(forked, "db2"))[1] is None
+    assert "db2: 1 s behind the primary" in pending_catch_up(forked, "db2",
+                                                             _own(forked, "db2"))[0]
+
+
+def test_lag_with_another_problem_is_not_waited_for() -> None:
+    stopped = _replica(gtid_current_pos="0-1-7", replica=parse_slave_status(
+        [{**ROW, "Seconds_Behind_Master": 3, "Last_SQL_Errno": 1062,
+                "Last_SQL_Error": "duplicate key"}]))
+    cluster = cluster_status([_ok_primary(gtid_binlog_pos="0-1-9"), stopped], semi=False)
+    problems = _own(cluster, "db2")
+    assert "db2: 3 s behind the primary" in problems
+    assert "db2: SQL thread error 1062: duplicate key" in problems
+    assert pending_catch_up(cluster, "db2", problems) == (problems, None)
+    # No lag, no primary, or the primary itself: nothing to wait for, problems unchanged.
+    healthy = cluster_status([_ok_primary(), _replica()], semi=False)
+    assert pending_catch_up(healthy, "db2", []) == ([], None)
+    assert pending_catch_up(healthy, "db1", ["x"]) == (["x"], None)
+    orphan = cluster_status([stopped], require_primary=False, semi=False)
+    assert pending_catch_up(orphan, "db2", ["y"]) == (["y"], None)

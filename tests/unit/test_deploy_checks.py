@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from tasks.core.settings import load_settings
 from tasks.db.sql import DbTarget
 from tasks.deploy.checks import (
     RoundRobin,
+    check_round_robin,
     fresh_start_reason,
     host_check_script,
     parse_check_output,
@@ -100,7 +103,9 @@ def test_host_check_script_asks_what_each_tier_needs() -> None:
     both = host_check_script("rp", "10.5.1.111", 80, "eth0",
                              [("web1", "10.5.1.11", 80), ("web2", "10.5.1.12", 8080)])
     assert "http://10.5.1.11:80/" in both and "http://10.5.1.12:8080/" in both
-    assert both.rstrip().endswith("wait")  # the probes run in parallel, all awaited
+    # The probes run in parallel with the rest of the check; their lines come after it.
+    assert both.index("http://10.5.1.12:8080/") < both.index("@@tp5 http")
+    assert both.index("\nwait\n") < both.index("@@tp5 upstream web1 10.5.1.11:80")
 
 
 def rp_check(status: int | None, upstreams: dict[str, int], recent: str = "") -> str:
@@ -207,6 +212,59 @@ def test_vip_holders_and_ip_br() -> None:
     assert vip_holders(addrs, "10.5.1.110") == ["rp1"]
     addrs["rp2"].append("10.5.1.110")
     assert vip_holders(addrs, "10.5.1.110") == ["rp1", "rp2"]
+
+
+class _RoundRobinServer(BaseHTTPRequestHandler):
+    """Answers like the proxies (one round-robin shared by every worker, as NGINX's upstream
+    zone): web1, web2, web3, web1... in the order the requests arrive; slow enough that
+    requests sent together overlap. Records the most requests it held at once."""
+
+    turn = 0
+    busy = 0
+    most = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        cls = type(self)
+        with cls.lock:
+            server = f"web{cls.turn % 3 + 1}.tp5.b2"
+            cls.turn += 1
+            cls.busy += 1
+            cls.most = max(cls.most, cls.busy)
+        time.sleep(0.05)
+        with cls.lock:
+            cls.busy -= 1
+        self.send_response(200)
+        self.send_header("X-Served-By", f"{server} 10.5.1.1x")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_proxy() -> Iterator[int]:
+    _RoundRobinServer.turn = _RoundRobinServer.busy = _RoundRobinServer.most = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RoundRobinServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_round_robin_requests_in_flight_keep_the_distribution(loopback_proxy: int) -> None:
+    one = check_round_robin("127.0.0.1", 6, port=loopback_proxy)
+    assert _RoundRobinServer.most == 1  # one after the other
+    assert one.order == ["web1.tp5.b2", "web2.tp5.b2", "web3.tp5.b2"] * 2 and not one.errors
+    _RoundRobinServer.most = 0
+    rr = check_round_robin("127.0.0.1", 9, port=loopback_proxy, in_flight=3)
+    assert _RoundRobinServer.most > 1  # they overlapped
+    assert rr.counts == {"web1.tp5.b2": 3, "web2.tp5.b2": 3, "web3.tp5.b2": 3}
+    assert not rr.errors and len(rr.order) == 9
 
 
 def test_round_robin_counts_and_coverage() -> None:
