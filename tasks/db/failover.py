@@ -56,6 +56,8 @@ from tasks.db.verify import tier_statuses, wait_marker, write_marker
 CATCH_UP = 30.0
 CHECK_WAIT = 10.0
 POLL = 0.005
+POLL_PATIENT = 0.5
+PRIMARY_WAIT = 15.0  # s rejoin asks again for a primary it could not read
 EPOCH_TABLE = "failovers"
 RECORD_WAIT = 5.0
 
@@ -365,13 +367,30 @@ def open_promoted(tier: Tier, name: str, dead: str, position: str, steps: Steps,
                   "degrade")
 
 
+def _primary_for(tier: Tier, name: str, wait: float = PRIMARY_WAIT,
+                 ) -> tuple[dict[str, NodeStatus], NodeStatus]:
+    """The nodes and the actual primary for `name` to follow. A node that could not be read
+    may be that primary, busy (its commits waiting for the very replica being brought back):
+    it is asked again, within `wait` s, before refusing."""
+    deadline = time.monotonic() + wait
+    while True:
+        nodes = tier.statuses()
+        primary = _primary(nodes)
+        if primary is not None:
+            return nodes, primary
+        unread = [f"{n.name} ({n.error})" for n in nodes.values()
+                  if not n.reachable and n.name != name]
+        if not unread or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_PATIENT)
+    why = f" (could not be read: {', '.join(unread)})" if unread else ""
+    raise Refused(f"no node accepts writes{why}: run runbooks/db_failover.py failover (or "
+                  "switchover to resume an interrupted one)")
+
+
 def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> None:
     """A returned node becomes a replica of the actual primary (module's docstring)."""
-    nodes = tier.statuses()
-    primary = _primary(nodes)
-    if primary is None:
-        raise Refused("no node accepts writes: run runbooks/db_failover.py failover (or "
-                      "switchover to resume an interrupted one)")
+    nodes, primary = _primary_for(tier, name)
     if primary.name == name:
         raise Refused(f"{name} is the primary")
     node = nodes[name]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.db import failover as failover_module
 from tasks.db.facts import parse_slave_status
-from tasks.db.failover import _check_back_and_behind
+from tasks.db.failover import _check_back_and_behind, _primary_for
 from tasks.db.status import NodeStatus
 from tasks.db.tier import Refused
 
@@ -46,3 +47,47 @@ def test_otherwise_the_failover_is_refused_with_what_to_run(old_kw: dict, target
     with pytest.raises(Refused) as refused:
         _check_back_and_behind(old(**old_kw), target(**target_kw))
     assert why in str(refused.value)
+
+
+class Statuses:
+    """A tier whose statuses come from a list, one reading per call (the last repeats)."""
+
+    def __init__(self, *readings: dict[str, NodeStatus]) -> None:
+        self.readings = list(readings)
+        self.calls = 0
+
+    def statuses(self) -> dict[str, NodeStatus]:
+        self.calls += 1
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+
+def busy(name: str = "db1") -> NodeStatus:
+    return NodeStatus(name, "10.5.1.211", "primary", reachable=False, error="timed out")
+
+
+def writable() -> NodeStatus:
+    return NodeStatus("db1", "10.5.1.211", "primary", server_id=1, read_only=False,
+                      gtid_binlog_pos="0-1-9")
+
+
+def test_rejoin_asks_again_for_a_primary_it_could_not_read(monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:
+    monkeypatch.setattr(failover_module, "POLL_PATIENT", 0.0)
+    back = target(read_only=True)
+    tier = Statuses({"db1": busy(), "db2": back}, {"db1": busy(), "db2": back},
+                    {"db1": writable(), "db2": back})
+    nodes, primary = _primary_for(tier, "db2", wait=60)  # type: ignore[arg-type]
+    assert primary.name == "db1" and tier.calls == 3 and nodes["db2"] is back
+
+
+def test_rejoin_refuses_naming_the_node_it_could_not_read(monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:
+    monkeypatch.setattr(failover_module, "POLL_PATIENT", 0.0)
+    tier = Statuses({"db1": busy(), "db2": target()})
+    with pytest.raises(Refused) as refused:
+        _primary_for(tier, "db2", wait=0)  # type: ignore[arg-type]
+    assert "no node accepts writes (could not be read: db1 (timed out))" in str(refused.value)
+    tier = Statuses({"db1": old(), "db2": target()})  # read, and read-only: nothing to wait for
+    with pytest.raises(Refused, match=r"no node accepts writes: run"):
+        _primary_for(tier, "db2", wait=60)  # type: ignore[arg-type]
+    assert tier.calls == 1
