@@ -9,16 +9,17 @@ to run again after an interruption: each step looks at the nodes' state first.
   reset the target's replication, make the old primary its replica
   (``MASTER_DEMOTE_TO_SLAVE``), open the target (semi-sync on, read_only OFF), check both ways.
 - ``failover(to)``: the primary is dead (the controller cannot reach it AND the replica's IO
-  thread lost it). Stop the IO thread (never restart it before promoting: that purges the
-  relay log), wait until the SQL thread applied everything received (``gtid_slave_pos`` equals
-  ``Gtid_IO_Pos``), reset replication, write the epoch row, open the node. Its writes then
-  wait for a replica (``rejoin`` the old primary, or ``degrade``), or with ``degrade=True``
-  (the watcher's default) it opens degraded: writes go on without a copy, recorded, until the
-  old primary rejoins. Safe against a second writer: the old primary is fenced (it boots
-  read-only, and while alive its own commits wait for an acknowledgement no node gives).
-  Never promotes a node that was not in sync when the tier was last seen healthy, that
-  restarted since, that holds transactions of its own, or of a degraded tier
-  (tasks.db.insync).
+  thread lost it), or it is back read-only holding nothing the target lacks (a restart dropped
+  transactions its replica holds: the deploy cannot reopen it without losing them). Stop the IO
+  thread (never restart it before promoting: that purges the relay log), wait until the SQL
+  thread applied everything received (``gtid_slave_pos`` equals ``Gtid_IO_Pos``), reset
+  replication, write the epoch row, open the node. Its writes then wait for a replica
+  (``rejoin`` the old primary, or ``degrade``), or with ``degrade=True`` (the watcher's
+  default) it opens degraded: writes go on without a copy, recorded, until the old primary
+  rejoins. Safe against a second writer: the old primary is fenced (it boots read-only, and
+  while alive its own commits wait for an acknowledgement no node gives). Never promotes a node
+  that was not in sync when the tier was last seen healthy, that restarted since, that holds
+  transactions of its own, or of a degraded tier (tasks.db.insync).
 - ``rejoin(name)``: a returned node becomes a replica of the actual primary
   (``MASTER_DEMOTE_TO_SLAVE``); a diverged node (error 1236, or GTIDs the primary lacks) is
   refused with the command that re-clones it (``rebuild``, tasks.db.rebuild). Turns semi-sync
@@ -55,6 +56,8 @@ from tasks.db.verify import tier_statuses, wait_marker, write_marker
 CATCH_UP = 30.0
 CHECK_WAIT = 10.0
 POLL = 0.005
+POLL_PATIENT = 0.5
+PRIMARY_WAIT = 15.0  # s rejoin asks again for a primary it could not read
 EPOCH_TABLE = "failovers"
 RECORD_WAIT = 5.0
 
@@ -251,8 +254,8 @@ def _failover_target(tier: Tier, nodes: dict[str, NodeStatus], to: str | None) -
     if dead is None:
         raise Refused(f"{name} replicates from {rep.master_host}, not a node of the inventory")
     if nodes[dead].reachable:
-        raise Refused(f"{dead} answers the controller: it is not dead (read-only: restarted; "
-                      f"run the deploy or runbooks/db_failover.py rejoin)")
+        _check_back_and_behind(nodes[dead], target)
+        return name, dead
     if rep.io_running == "Yes":
         raise Refused(f"{name} still receives from {dead} (IO thread running): the "
                       "controller alone lost it; refusing (a partition, not a dead primary)")
@@ -265,6 +268,28 @@ def _failover_target(tier: Tier, nodes: dict[str, NodeStatus], to: str | None) -
                       f"runbooks/deploy.py --group db, which reopens it once {name} holds "
                       f"nothing it lacks; then runbooks/db_failover.py rejoin {name} if needed")
     return name, dead
+
+
+def _check_back_and_behind(old: NodeStatus, target: NodeStatus) -> None:
+    """The old primary answers again: promoting `target` is allowed only when `old` is fenced
+    (read-only) and holds nothing `target` lacks (a restart with ``init_rpl_role=SLAVE``
+    drops its in-doubt transactions, which its replica may hold: then neither the deploy nor
+    a switchover can reopen the tier). Nothing `old` holds is lost; it rejoins afterwards."""
+    if not old.read_only:
+        raise Refused(f"{old.name} answers and accepts writes: this is no failover (use "
+                      "switchover)")
+    if target.replica is not None and target.replica.sql_errno:
+        raise Refused(f"{target.name}: its SQL thread stopped on an error: "
+                      f"{target.replica.sql_error}")
+    own = gtid.ahead(target.gtid_binlog_pos, target.gtid_slave_pos)
+    if own:
+        raise Refused(f"{target.name} has transactions of its own ({', '.join(own)})")
+    if not gtid.contains(target.gtid_current_pos, old.gtid_binlog_pos):
+        raise Refused(f"{old.name} answers the controller (read-only: restarted) and holds "
+                      f"transactions {target.name} lacks "
+                      f"({', '.join(gtid.ahead(old.gtid_binlog_pos, target.gtid_current_pos))})"
+                      f": reopen {old.name} with runbooks/deploy.py --group db, then "
+                      f"runbooks/db_failover.py rejoin {target.name}")
 
 
 def wait_applied(tier: Tier, name: str, timeout: float) -> str:
@@ -342,13 +367,30 @@ def open_promoted(tier: Tier, name: str, dead: str, position: str, steps: Steps,
                   "degrade")
 
 
+def _primary_for(tier: Tier, name: str, wait: float = PRIMARY_WAIT,
+                 ) -> tuple[dict[str, NodeStatus], NodeStatus]:
+    """The nodes and the actual primary for `name` to follow. A node that could not be read
+    may be that primary, busy (its commits waiting for the very replica being brought back):
+    it is asked again, within `wait` s, before refusing."""
+    deadline = time.monotonic() + wait
+    while True:
+        nodes = tier.statuses()
+        primary = _primary(nodes)
+        if primary is not None:
+            return nodes, primary
+        unread = [f"{n.name} ({n.error})" for n in nodes.values()
+                  if not n.reachable and n.name != name]
+        if not unread or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_PATIENT)
+    why = f" (could not be read: {', '.join(unread)})" if unread else ""
+    raise Refused(f"no node accepts writes{why}: run runbooks/db_failover.py failover (or "
+                  "switchover to resume an interrupted one)")
+
+
 def rejoin(tier: Tier, name: str, steps: Steps, catch_up: float = CATCH_UP) -> None:
     """A returned node becomes a replica of the actual primary (module's docstring)."""
-    nodes = tier.statuses()
-    primary = _primary(nodes)
-    if primary is None:
-        raise Refused("no node accepts writes: run runbooks/db_failover.py failover (or "
-                      "switchover to resume an interrupted one)")
+    nodes, primary = _primary_for(tier, name)
     if primary.name == name:
         raise Refused(f"{name} is the primary")
     node = nodes[name]

@@ -143,19 +143,27 @@ def connect(
 ) -> pymysql.connections.Connection:
     """Open an autocommit pymysql connection (dict rows): after the lab route check and
     plain in the lab; TLS verified against the CA and `address` otherwise (`kind`: the
-    connection class, ``SharedConnection`` for a run's links)."""
+    connection class, ``SharedConnection`` for a run's links).
+
+    The login is part of connecting: the server's greeting and the authentication are
+    bounded by `connect_timeout` too (a frozen mariadbd accepts the TCP connection, its
+    kernel does, but never greets), the statements afterwards by `read_timeout`."""
     label = name or address
     refuse_off_lab(target, address, label)
+    login = min(read_timeout, connect_timeout)
     try:
-        return kind(
+        conn = kind(
             host=address, port=port, user=user, password=password, database=database,
-            connect_timeout=connect_timeout, read_timeout=read_timeout,
-            write_timeout=read_timeout, autocommit=True,
-            cursorclass=pymysql.cursors.DictCursor, **tls_options(target, label),
+            connect_timeout=connect_timeout, read_timeout=login, write_timeout=login,
+            autocommit=True, cursorclass=pymysql.cursors.DictCursor,
+            **tls_options(target, label),
         )
     except pymysql.MySQLError as exc:
         raise DbError(f"{label}: cannot connect to {address}:{port} as {user}: "
                       f"{describe_error(exc)}") from exc
+    # pymysql applies a changed timeout at the next read or write (no public setter).
+    conn._read_timeout = conn._write_timeout = read_timeout  # noqa: SLF001
+    return conn
 
 
 def refuse_off_lab(target: DbTarget, address: str, label: str) -> None:

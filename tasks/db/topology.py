@@ -95,6 +95,19 @@ def _open_refusal(name: str, probes: list[Probe]) -> str:
     return ""
 
 
+def _next(name: str, probes: list[Probe]) -> str:
+    """What to run when `name` may not be reopened: promote the node that holds all of it."""
+    me = next(p for p in probes if p.name == name)
+    ahead = [p.name for p in probes if p.name != name and p.state == UP
+             and gtid.contains(p.current_pos, me.binlog_pos)
+             and not gtid.contains(me.binlog_pos, p.current_pos)]
+    if me.state == UP and len(ahead) == 1:
+        return (f"{ahead[0]} holds everything {name} has: promote it with "
+                f"runbooks/db_failover.py failover --to {ahead[0]}, then "
+                f"runbooks/db_failover.py rejoin {name}")
+    return "Run runbooks/db_status.py, then runbooks/db_failover.py failover or rejoin"
+
+
 def decide(probes: list[Probe], inventory_primary: str) -> Decision:
     """What a deploy converges toward (see the module's docstring)."""
     writable = [p for p in probes if p.writable and not p.source]
@@ -111,7 +124,6 @@ def decide(probes: list[Probe], inventory_primary: str) -> Decision:
                                       "runbooks/db_status.py")
     refusal = _open_refusal(name, probes)
     if refusal:
-        refusal = (f"no node accepts writes; not opening {name}: {refusal}. Run "
-                   "runbooks/db_status.py, then runbooks/db_failover.py failover or rejoin")
+        refusal = f"no node accepts writes; not opening {name}: {refusal}. " + _next(name, probes)
     return Decision(name, open_primary=True, notes=_note(name, inventory_primary),
                     open_refusal=refusal)

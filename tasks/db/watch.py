@@ -35,8 +35,10 @@ from typing import Any, Protocol
 from tasks.core import state
 from tasks.db.deploy import database_name
 from tasks.db.failover import epoch_sql, failover, open_promoted
+from tasks.db.insync import record_in_sync
 from tasks.db.roles import root_sql
 from tasks.db.sql import DbError, query
+from tasks.db.status import cluster_status
 from tasks.db.tier import Refused, Steps, Tier
 
 LOCK_FILE = "db_watch.lock"
@@ -53,6 +55,7 @@ class WatchSettings:
     misses: int = 3  # probes in a row without an answer: suspected
     silence: float = 2.0  # the replica heard nothing this long: it lost the primary too
     degrade: bool = True  # the promoted node takes writes without a copy until the old rejoins
+    record_every: float = 5.0  # while healthy, the tier is recorded in sync this often
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Nodes(Protocol):
     def stop_io(self, name: str) -> bool: ...  # True when it was running
     def start_io(self, name: str) -> None: ...
     def failover(self, to: str, steps: Steps) -> None: ...
+    def seen_healthy(self) -> None: ...  # record the tier in sync if it is (in the background)
     def close(self) -> None: ...
 
 
@@ -167,12 +171,17 @@ class Watcher:
 
     def _watch(self, primary: str, replica: str, stop: threading.Event, end: float) -> None:
         """Probe until a failover was done (or refused), the end, or `stop`."""
-        detector, said = Detector(self.settings), HEALTHY
+        detector, said, record_at = Detector(self.settings), HEALTHY, self.clock()
         while not stop.is_set() and self.clock() < end:
             now = self.clock()
             detector.primary(now, self.nodes.primary_answers(primary))
             detector.replica(self.clock(), self.nodes.replica_view(replica))
             verdict = detector.state(self.clock())
+            if verdict == HEALTHY and now >= record_at:
+                # A replica that restarted and caught up is promotable again only once seen
+                # in sync since (tasks.db.insync): the watcher is the one always looking.
+                self.nodes.seen_healthy()
+                record_at = now + self.settings.record_every
             if verdict != said:
                 self._note(verdict, detector, primary, replica)
                 said = verdict
@@ -293,6 +302,7 @@ class TierNodes:
     def __init__(self, tier: Tier, settings: WatchSettings) -> None:
         self.tier, self.settings = tier, settings
         self._conns: dict[str, Any] = {}
+        self._recorder: threading.Thread | None = None
 
     def roles(self) -> tuple[str, str]:
         """The writable node (else the source of the only replica) and its replica."""
@@ -370,7 +380,23 @@ class TierNodes:
             self._drop(name)
         failover(self.tier, to, steps, degrade=self.settings.degrade)
 
+    def seen_healthy(self) -> None:
+        """Read the tier and record it in sync if it is healthy, in a thread (one at a time):
+        a slow node must not hold the probes."""
+        if self._recorder is not None and self._recorder.is_alive():
+            return
+        self._recorder = threading.Thread(target=self._record, daemon=True)
+        self._recorder.start()
+
+    def _record(self) -> None:
+        try:
+            record_in_sync(cluster_status(list(self.tier.statuses().values())))
+        except Exception:  # noqa: BLE001 - not recorded this time; the probes go on
+            pass
+
     def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.join(timeout=self.settings.probe_timeout + 5)
         for name in list(self._conns):
             self._drop(name)
 

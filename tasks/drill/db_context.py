@@ -39,7 +39,8 @@ class DbLabControl(Protocol):
 class DbDrillContext:
     """Everything a db experiment needs; nothing in it changes during a drill."""
 
-    tier: Tier  # the db nodes (SQL as admin, SSH as root), short connect timeout
+    tier: Tier  # the db nodes (SQL as admin, SSH as root) for the drill's own steps
+    watch_tier: Tier  # the same nodes for the watcher: short connect timeout (a dead node)
     lab: DbLabControl
     web: str  # the web node whose network namespace the writers run in
     web_address: str
@@ -70,10 +71,12 @@ def build_db_context(settings: Settings, lab: DbLabControl | None, *, writers: i
     ensure_lab_targets(settings, [h.hostname for h in dbs] + ([address] if address else []))
     ordered = sorted(dbs, key=lambda h: str(h["db_role"]))  # db.php.j2: sort(attribute="role")
     watch = WatchSettings()
-    tier = Tier(select_hosts(nr, ["db"]), DbTarget.from_settings(settings),
-                connect_timeout=watch.probe_timeout, status_timeout=STATUS_TIMEOUT)
+    db_nr, target = select_hosts(nr, ["db"]), DbTarget.from_settings(settings)
     return DbDrillContext(
-        tier=tier, lab=lab, web=webs[0].name, web_address=webs[0].hostname,
+        tier=Tier(db_nr, target, status_timeout=STATUS_TIMEOUT),
+        watch_tier=Tier(db_nr, target, connect_timeout=watch.probe_timeout,
+                        status_timeout=STATUS_TIMEOUT),
+        lab=lab, web=webs[0].name, web_address=webs[0].hostname,
         nodes=tuple((h.hostname, int(h["db_port"])) for h in ordered),
         names={h.hostname: h.name for h in dbs}, database=database_name(dbs[0]),
         vip=address, writers=writers, watch=watch, settle_timeout=settle_timeout,

@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from tasks.db.degraded import degraded_mark
 from tasks.db.failover import rejoin
+from tasks.db.insync import record_in_sync
 from tasks.db.roles import root_command
 from tasks.db.sql import DbError, query
 from tasks.db.status import cluster_status
@@ -52,6 +53,7 @@ def check_steady_state(ctx: DbDrillContext, exp: DbExperiment, when: str,
     while True:
         cluster = cluster_status(list(ctx.tier.statuses().values()))
         if cluster.ok and cluster.primary:
+            record_in_sync(cluster)  # seen in sync, as db_status records it
             if not exp.target:
                 other = next(n.name for n in cluster.nodes if n.name != cluster.primary)
                 exp.target, exp.successor = ((other, cluster.primary) if on_replica

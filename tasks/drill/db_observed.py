@@ -33,7 +33,7 @@ class Observed:
     def _run(self) -> None:
         steps = Steps(out=lambda line: self.ctx.progress(line))
         try:
-            watch(self.ctx.tier, self.ctx.watch, steps, self.stop, WATCH_DURATION, 1,
+            watch(self.ctx.watch_tier, self.ctx.watch, steps, self.stop, WATCH_DURATION, 1,
                   on_start=self._started)
         except DbError as exc:
             self.error = str(exc)

@@ -220,6 +220,48 @@ def test_a_crashed_primary_restarts_read_only_without_its_unacknowledged_commit(
                                      "WHERE token = 'never-acknowledged'")
 
 
+def on_node(lab: Lab, name: str, command: str) -> None:
+    subprocess.run(lab.nsenter_argv(name, ["sh", "-c", command]), check=True,
+                   capture_output=True, timeout=120)
+
+
+def test_an_old_primary_back_without_a_transaction_its_replica_holds_is_replaced_by_it(
+    deployed: DeployRun, lab: Lab,
+) -> None:
+    """The dead end of a restart that drops an in-doubt tail the replica had acknowledged:
+    db1 comes back read-only lacking a row db2 holds. Made deterministic: db1's data is put
+    back from a copy taken before the write. The deploy refuses to reopen db1 and names the
+    way out; `failover --to db2` takes it (db1 holds nothing db2 lacks), `rejoin db1` brings
+    the row to db1, and a switchover gives the tier back to db1."""
+    wait_in_sync()
+    on_node(lab, "db1", "service mariadb stop && rm -rf /var/lib/mysql.keep && "
+                        "cp -a /var/lib/mysql /var/lib/mysql.keep && service mariadb start")
+    reopen = subprocess.run([sys.executable, "runbooks/deploy.py", "--group", "db"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert reopen.returncode == 0, reopen.stdout + reopen.stderr
+    wait_in_sync()
+    token = write_marker(connect("db1"), DB, "dead end test")  # acknowledged: db2 has it
+    assert wait_marker(connect("db2"), DB, token, 10) is not None
+    on_node(lab, "db1", "pkill -KILL -x mysqld_safe; pkill -KILL -x mariadbd; sleep 0.5; "
+                        "rm -rf /var/lib/mysql && mv /var/lib/mysql.keep /var/lib/mysql && "
+                        "service mariadb start")
+    db1 = connect("db1")
+    assert scalar(db1, "SELECT @@read_only") == 1
+    assert not query(db1, f"SELECT 1 FROM {DB}.markers WHERE token = %s", (token,))
+    refused = subprocess.run([sys.executable, "runbooks/deploy.py", "--group", "db"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    flat = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0, flat
+    assert "db2 holds everything db1 has: promote it with runbooks/db_failover.py failover " \
+           "--to db2, then runbooks/db_failover.py rejoin db1" in flat
+    assert failover_cli("failover", "--to", "db2").returncode == 0
+    assert failover_cli("rejoin", "db1").returncode == 0
+    assert query(connect("db1"), f"SELECT 1 FROM {DB}.markers WHERE token = %s", (token,))
+    assert failover_cli("switchover", "--to", "db1").returncode == 0
+    wait_in_sync()
+    same_rows()
+
+
 def test_failover_after_a_crash_loses_no_acknowledged_write_then_rejoin(
     deployed: DeployRun, lab: Lab,
 ) -> None:

@@ -81,7 +81,9 @@ def test_a_restarted_primary_is_reopened_only_when_it_holds_what_its_replicas_ho
     # Its last transaction was truncated at restart but the replica had received it.
     behind = decide([_p("db1", binlog_pos="0-1-8"), replica], "db1")
     assert behind.primary == "db1" and "db2 holds transactions db1 lacks" in \
-        behind.open_refusal and "db_failover.py failover" in behind.open_refusal
+        behind.open_refusal
+    assert "db2 holds everything db1 has: promote it with runbooks/db_failover.py failover " \
+        "--to db2, then runbooks/db_failover.py rejoin db1" in behind.open_refusal
     # The replicas follow db2 (a failover happened): db2 is the one to reopen, not db1.
     moved = decide([_p("db1", source="10.5.1.212", current_pos="0-2-3"),
                     _p("db2", binlog_pos="0-2-3")], "db1")

@@ -115,6 +115,9 @@ class FakeTier:
         lost = self.replica_loses_at is not None and self.now() >= self.replica_loses_at
         return ReplicaView(self.io, (0,) if lost else (self.now(),))
 
+    def seen_healthy(self) -> None:
+        self.calls.append(f"seen_healthy {self.now():.1f}")
+
     def stop_io(self, name: str) -> bool:
         self.calls.append(f"stop_io {name}")
         self.io = "No"
@@ -147,6 +150,11 @@ class FakeStop(threading.Event):
         return self.is_set()
 
 
+def actions(tier: FakeTier) -> list[str]:
+    """What the watcher did to the nodes (its in-sync records left out)."""
+    return [c for c in tier.calls if not c.startswith("seen_healthy")]
+
+
 def run_watcher(tier: FakeTier, duration: float = 30.0) -> Watcher:
     w = Watcher(tier, SETTINGS, Steps(out=lambda _l: None), clock=tier.now)
     w.run(FakeStop(tier.clock), duration, max_failovers=1)
@@ -161,7 +169,7 @@ def test_a_dead_primary_is_failed_over_once_confirmed() -> None:
     tier = FakeTier([0.0])
     w = run_watcher(tier)
     assert w.failovers == 1
-    assert tier.calls == ["stop_io db2", "failover db2", "promoted"]
+    assert actions(tier) == ["stop_io db2", "failover db2", "promoted"]
     assert kinds(w) == ["watching", "suspected", "confirmed", "promoting", "io-stopped",
                         "promoted"]
     at = {e.kind: e.at for e in w.events}
@@ -173,7 +181,7 @@ def test_a_dead_primary_is_failed_over_once_confirmed() -> None:
 def test_a_primary_the_replica_hears_is_not_failed_over() -> None:
     tier = FakeTier([0.0], replica_loses_at=None)
     w = run_watcher(tier, duration=10.0)
-    assert w.failovers == 0 and tier.calls == []
+    assert w.failovers == 0 and actions(tier) == []
     assert "confirmed" not in kinds(w) and "suspected" in kinds(w)
 
 
@@ -181,7 +189,7 @@ def test_a_refused_failover_is_logged_and_the_replica_resumes_if_the_primary_is_
     tier = FakeTier([0.0], refuse="db1 answers the controller", comes_back_at=3.05)
     w = run_watcher(tier, duration=3.2)
     assert "refused" in kinds(w) and w.failovers == 0
-    assert tier.calls[:3] == ["stop_io db2", "failover db2", "start_io db2"]
+    assert actions(tier)[:3] == ["stop_io db2", "failover db2", "start_io db2"]
     assert watch.read_journal() is None
 
 
@@ -282,3 +290,15 @@ def test_the_old_primary_answering_again_is_refused_and_the_journal_stays() -> N
     with pytest.raises(Refused, match="db1 answers again"):
         watch.resume_failover(tier, Steps(out=lambda _l: None))
     assert tier.ran == [] and watch.read_journal() is not None
+
+
+def test_while_healthy_the_watcher_records_the_tier_in_sync_every_few_seconds() -> None:
+    """A replica that restarted and caught up is promotable again only once seen in sync:
+    the watcher records it (every record_every s while healthy, never once suspected)."""
+    tier = FakeTier([0.0], dies_at=12.0)
+    run_watcher(tier, duration=30.0)
+    seen = [float(c.split()[1]) for c in tier.calls if c.startswith("seen_healthy")]
+    assert len(seen) == 3 and seen[0] == 0.0  # at 0, about 5 and about 10 (fake seconds)
+    assert all(5.0 <= b - a < 5.0 + 2 * SETTINGS.interval for a, b in zip(seen, seen[1:],
+                                                                          strict=False))
+    assert actions(tier)[:2] == ["stop_io db2", "failover db2"]
