@@ -17,22 +17,13 @@ from __future__ import annotations
 import _venv  # noqa: F401  (first: continue inside the project's .venv)
 
 import argparse
-import signal
 import sys
-import threading
 
 from tasks.core.arguments import count, seconds
-from tasks.core.inventory import tier_hosts
-from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import ProjectError, fail, load_settings
-from tasks.db.failover import degrade, failover, rejoin, switchover
-from tasks.db.rebuild import rebuild
-from tasks.db.sql import DbError, DbTarget
-from tasks.db.tier import Refused, Steps, Tier
-from tasks.db.watch import WatchSettings, watch
-
-PROBE_TIMEOUT = WatchSettings.probe_timeout  # also the watcher's connect timeout
-STATUS_TIMEOUT = 2.0  # the watcher reads a node's status: a frozen node must not hold it
+from tasks.db.commands import PROBE_TIMEOUT, command_tier, run_operation, run_watch
+from tasks.db.tier import Steps
+from tasks.db.watch import WatchSettings
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -70,73 +61,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _named(args: argparse.Namespace) -> str | None:
-    return getattr(args, "to", None) or getattr(args, "node", None)
-
-
-def build_tier(args: argparse.Namespace) -> Tier:
-    """The db tier's Nornir and SQL target; ProjectError (exit 2) for a name that is not a
-    db host of the inventory."""
-    settings = load_settings(args.config)
-    everyone = build_nornir(settings, check_lab=False)
-    db = [h.name for h in tier_hosts(everyone.inventory, "db")]
-    name = _named(args)
-    if name is not None and name not in db:
-        where = everyone.config.inventory.options["host_file"]
-        raise ProjectError(f"{where}: {name} is not a db host of the inventory "
-                           f"(db hosts: {', '.join(db)})", 2)
-    nr = build_nornir(settings, groups=["db"])  # checks the lab route before connecting
-    if args.command == "watch":
-        return Tier(nr, DbTarget.from_settings(settings), connect_timeout=PROBE_TIMEOUT,
-                    status_timeout=STATUS_TIMEOUT)
-    return Tier(nr, DbTarget.from_settings(settings))
-
-
-def run_watch(tier: Tier, args: argparse.Namespace, steps: Steps) -> int:
-    """The watcher until its bounds, Ctrl-C or SIGTERM (a failover under way finishes)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _s, _f: stop.set())
-    settings = WatchSettings(args.interval, PROBE_TIMEOUT, args.misses, args.silence,
-                             degrade=not args.wait_for_replica)
-    watcher = watch(tier, settings, steps, stop, args.duration, args.max_failovers)
-    if watcher is None or stop.is_set():
-        steps.say("watch: stopped (signal)")
-        return 130 if watcher is None else 0
-    steps.say(f"watch: done ({watcher.failovers} failover(s))")
-    return 0
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    name = getattr(args, "to", None) or getattr(args, "node", None)
     try:
-        tier = build_tier(args)
+        tier = command_tier(load_settings(args.config), name, args.command == "watch")
     except ProjectError as exc:
         fail(exc)
-    steps = Steps()
-    try:
-        if args.command == "switchover":
-            switchover(tier, args.to, steps)
-        elif args.command == "failover":
-            failover(tier, args.to, steps, degrade=args.degrade)
-        elif args.command == "rejoin":
-            rejoin(tier, args.node, steps)
-        elif args.command == "rebuild":
-            rebuild(tier, args.node, steps)
-        elif args.command == "watch":
-            return run_watch(tier, args, steps)
-        else:
-            degrade(tier, steps)
-    except Refused as exc:
-        steps.say(f"REFUSED: {exc}")
-        return 1
-    except DbError as exc:
-        steps.say(f"FAILED: {exc} (safe to run again once the cause is fixed; see "
-                  "runbooks/db_status.py)")
-        return 1
-    finally:
-        tier.nr.close_connections()
-    return 0
+    if args.command == "watch":
+        settings = WatchSettings(args.interval, PROBE_TIMEOUT, args.misses, args.silence,
+                                 degrade=not args.wait_for_replica)
+        return run_watch(tier, settings, Steps(), args.duration, args.max_failovers)
+    return run_operation(tier, args.command, name, Steps(), getattr(args, "degrade", False))
 
 
 if __name__ == "__main__":
