@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import select
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,9 +151,11 @@ def stop_tails(nodes: Nornir, streams: list[Stream]) -> None:
 
 
 def pump(streams: list[Stream], merger: Merger, deadline: float,
-         emit: Callable[[Entry], None], problems: dict[str, str]) -> None:
-    """Read every stream until `deadline` (monotonic), emitting lines in time order."""
-    while time.monotonic() < deadline:
+         emit: Callable[[Entry], None], problems: dict[str, str],
+         stop: threading.Event | None = None) -> None:
+    """Read every stream until `deadline` (monotonic) or `stop`, emitting lines in time
+    order."""
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
         live = [s for s in streams if not s.ended]
         if live:
             select.select([s.tail.channel for s in live], [], [], 0.2)
@@ -187,19 +191,21 @@ def follow_logs(config: str | None, groups: list[str], duration: float,
 
     started = time.monotonic()
     streams, problems = start_tails(nodes, app_name, int(duration) + GRACE)
-    interrupted = False
     merger = Merger()
+    # Ctrl-C sets an event the loop checks every 0.2 s, rather than an exception raised
+    # wherever the main thread happens to be (inside paramiko's reads, say).
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
     try:
         wait_started(streams, merger)
         for s in streams:
             out(f"following {s.tail.node}:{s.tail.path}")
         out(f"following {len(streams)} log(s) for {duration:g} s (Ctrl-C to stop)")
-        pump(streams, merger, started + duration, emit, problems)
-    except KeyboardInterrupt:
-        interrupted = True
+        pump(streams, merger, started + duration, emit, problems, stop)
     finally:
+        signal.signal(signal.SIGINT, previous)
         for entry in merger.rest():
             emit(entry)
         stop_tails(nodes, streams)
         nr.close_connections()
-    return FollowSummary(names, counts, problems, time.monotonic() - started, interrupted)
+    return FollowSummary(names, counts, problems, time.monotonic() - started, stop.is_set())

@@ -124,7 +124,12 @@ def test_follow_stops_on_ctrl_c_and_cleans_up(deployed: DeployRun, lab: Lab) -> 
     proc = follow("--group", "web", "--duration", "60")
     assert set(remote_tails(lab)) == set(WEBS)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    try:
+        stdout, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"--follow still ran 30 s after Ctrl-C:\n{stdout[-3000:]}\n{stderr}")
     assert proc.returncode == 0, stdout + stderr
     assert "(Ctrl-C)" in stdout and "Traceback" not in stderr
     assert remote_tails(lab) == {}
