@@ -46,9 +46,11 @@ def remote_tails(lab: Lab) -> dict[str, str]:
     return found
 
 
-def follow(*args: str) -> subprocess.Popen[str]:
+SYSTEM_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
+
+def follow(*args: str, python: str = sys.executable) -> subprocess.Popen[str]:
     """Start trace.py --follow and wait for its 'following N log(s)' line (tails started)."""
-    proc = subprocess.Popen([sys.executable, "runbooks/trace.py", "--follow", *args],
+    proc = subprocess.Popen([python, "runbooks/trace.py", "--follow", *args],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None
@@ -120,8 +122,12 @@ def test_follow_interleaves_the_access_logs_in_time_order(deployed: DeployRun,
     assert remote_tails(lab) == {}
 
 
-def test_follow_stops_on_ctrl_c_and_cleans_up(deployed: DeployRun, lab: Lab) -> None:
-    proc = follow("--group", "web", "--duration", "60")
+# The system's interpreter too (issue 15): the runbook continues in .venv by exec, so the
+# signal reaches it.
+@pytest.mark.parametrize("python", [sys.executable, SYSTEM_PYTHON], ids=["venv", "system"])
+def test_follow_stops_on_ctrl_c_and_cleans_up(deployed: DeployRun, lab: Lab, python: str,
+                                              ) -> None:
+    proc = follow("--group", "web", "--duration", "60", python=python)
     assert set(remote_tails(lab)) == set(WEBS)
     proc.send_signal(signal.SIGINT)
     try:
