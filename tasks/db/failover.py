@@ -39,7 +39,7 @@ from tasks.core import state
 from tasks.db import gtid
 from tasks.db.degraded import DEGRADED_MARK, clear_degraded, degraded_mark, mark_degraded
 from tasks.db.deploy import database_name
-from tasks.db.insync import last_in_sync, promotion_refusal, record_in_sync
+from tasks.db.insync import last_in_sync, own_transactions, promotion_refusal, record_in_sync
 from tasks.db.roles import (
     fence_writes,
     follow_primary,
@@ -281,9 +281,9 @@ def _check_back_and_behind(old: NodeStatus, target: NodeStatus) -> None:
     if target.replica is not None and target.replica.sql_errno:
         raise Refused(f"{target.name}: its SQL thread stopped on an error: "
                       f"{target.replica.sql_error}")
-    own = gtid.ahead(target.gtid_binlog_pos, target.gtid_slave_pos)
+    own = own_transactions(target, old.name)
     if own:
-        raise Refused(f"{target.name} has transactions of its own ({', '.join(own)})")
+        raise Refused(own)
     if not gtid.contains(target.gtid_current_pos, old.gtid_binlog_pos):
         raise Refused(f"{old.name} answers the controller (read-only: restarted) and holds "
                       f"transactions {target.name} lacks "
@@ -338,12 +338,19 @@ def failover(tier: Tier, to: str | None, steps: Steps, catch_up: float = CATCH_U
     steps.say(f"  applied {position}")
     with steps.step(f"stop replication on {name}"):
         stop_replication(tier, name)
+    finish_promotion(tier, name, dead, position, steps, degrade)
+    return name
+
+
+def finish_promotion(tier: Tier, name: str, dead: str, position: str, steps: Steps,
+                     degrade: bool) -> None:
+    """The failover's last two steps, once `name`'s replication is reset (also what a
+    watcher that died after that reset left to do): the epoch row, then ``open_promoted``."""
     with steps.step(f"write the epoch row on {name}"):
         out = tier.on(name, root_sql, sql=epoch_sql(database_name(tier.host(name)), name,
                                                      dead, position))
     steps.say(f"  epoch {out.strip().splitlines()[-1] if out.strip() else '?'}")
     open_promoted(tier, name, dead, position, steps, degrade)
-    return name
 
 
 def open_promoted(tier: Tier, name: str, dead: str, position: str, steps: Steps,

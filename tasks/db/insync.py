@@ -102,11 +102,17 @@ def promotion_refusal(node: NodeStatus, primary: str, record: dict[str, Any] | N
                 f"(degrade): {node.name} may lack acknowledged writes")
     if not node.reachable:
         return f"{node.name} does not answer: {node.error}"
+    return own_transactions(node, primary) or _seen_refusal(node, primary, record)
+
+
+def own_transactions(node: NodeStatus, primary: str) -> str:
+    """Why `node` must not replace `primary` when it wrote transactions of its own ('' when
+    it did not): its binlog holds more than it replicated (pure)."""
     own = gtid.ahead(node.gtid_binlog_pos, node.gtid_slave_pos)
     if own:
         return (f"{node.name} has transactions of its own that {primary} never had "
                 f"({', '.join(own)}): it diverged")
-    return _seen_refusal(node, primary, record)
+    return ""
 
 
 def promotability(cluster: ClusterStatus, record: dict[str, Any] | None,

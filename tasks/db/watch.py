@@ -33,10 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tasks.core import state
-from tasks.db.deploy import database_name
-from tasks.db.failover import epoch_sql, failover, open_promoted
+from tasks.db.failover import failover, finish_promotion
 from tasks.db.insync import record_in_sync
-from tasks.db.roles import root_sql
 from tasks.db.sql import DbError, query
 from tasks.db.status import cluster_status
 from tasks.db.tier import Refused, Steps, Tier
@@ -423,17 +421,9 @@ def resume_failover(tier: Tier, steps: Steps, degrade: bool = True) -> str | Non
     elif not target.reachable:
         raise Refused(f"{to} does not answer: {target.error}; the journal stays")
     else:
-        _finish_promotion(tier, dead, to, target.gtid_current_pos, steps, degrade)
+        finish_promotion(tier, to, dead, target.gtid_current_pos, steps, degrade)
     clear_journal()
     return f"finished: {to} is the primary"
-
-
-def _finish_promotion(tier: Tier, dead: str, to: str, position: str, steps: Steps,
-                      degrade: bool) -> None:
-    """The failover's last two steps (it died after resetting the replication)."""
-    with steps.step(f"write the epoch row on {to}"):
-        tier.on(to, root_sql, sql=epoch_sql(database_name(tier.host(to)), to, dead, position))
-    open_promoted(tier, to, dead, position, steps, degrade)
 
 
 def watch(tier: Tier, settings: WatchSettings, steps: Steps, stop: threading.Event,

@@ -40,7 +40,8 @@ def test_a_fenced_old_primary_that_lost_its_last_transaction_lets_the_replica_be
     ({"read_only": False}, {}, "db1 answers and accepts writes: this is no failover"),
     ({"gtid_binlog_pos": "0-1-76"}, {}, "holds transactions db2 lacks (0-1-76 vs 0-1-75)"),
     ({"gtid_binlog_pos": "0-3-75"}, {}, "holds transactions db2 lacks"),
-    ({}, {"gtid_binlog_pos": "0-2-80"}, "db2 has transactions of its own (0-2-80 vs 0-1-75)"),
+    ({}, {"gtid_binlog_pos": "0-2-80"},
+     "db2 has transactions of its own that db1 never had (0-2-80 vs 0-1-75): it diverged"),
 ])
 def test_otherwise_the_failover_is_refused_with_what_to_run(old_kw: dict, target_kw: dict,
                                                              why: str) -> None:
