@@ -14,10 +14,9 @@ from tasks.db.failover import degrade, failover, rejoin, switchover
 from tasks.db.rebuild import rebuild
 from tasks.db.sql import DbError, DbTarget
 from tasks.db.tier import Refused, Steps, Tier
-from tasks.db.watch import WatchSettings, watch
+from tasks.db.watch import WatchSettings, watch, watcher_tier
 
 PROBE_TIMEOUT = WatchSettings.probe_timeout  # also the watcher's connect timeout
-STATUS_TIMEOUT = 2.0  # the watcher reads a node's status: a frozen node must not hold it
 
 
 def command_tier(settings: Settings, name: str | None, for_watch: bool) -> Tier:
@@ -31,8 +30,7 @@ def command_tier(settings: Settings, name: str | None, for_watch: bool) -> Tier:
                            f"(db hosts: {', '.join(db)})", 2)
     nr = build_nornir(settings, groups=["db"])  # checks the lab route before connecting
     if for_watch:
-        return Tier(nr, DbTarget.from_settings(settings), connect_timeout=PROBE_TIMEOUT,
-                    status_timeout=STATUS_TIMEOUT)
+        return watcher_tier(nr, DbTarget.from_settings(settings), WatchSettings())
     return Tier(nr, DbTarget.from_settings(settings))
 
 

@@ -32,10 +32,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nornir.core import Nornir
+
 from tasks.core import state
 from tasks.db.failover import failover, finish_promotion
 from tasks.db.insync import record_in_sync
-from tasks.db.sql import DbError, query
+from tasks.db.sql import DbError, DbTarget, query
 from tasks.db.status import cluster_status
 from tasks.db.tier import Refused, Steps, Tier
 
@@ -54,6 +56,16 @@ class WatchSettings:
     silence: float = 2.0  # the replica heard nothing this long: it lost the primary too
     degrade: bool = True  # the promoted node takes writes without a copy until the old rejoins
     record_every: float = 5.0  # while healthy, the tier is recorded in sync this often
+
+
+STATUS_TIMEOUT = 2.0  # reading a node's status: a frozen node must not hold the failover
+
+
+def watcher_tier(nr: Nornir, target: DbTarget, settings: WatchSettings) -> Tier:
+    """The db tier as the watcher reads it: a dead node's connect bounded by the probe's
+    timeout, a frozen node's status read by STATUS_TIMEOUT."""
+    return Tier(nr, target, connect_timeout=settings.probe_timeout,
+                status_timeout=STATUS_TIMEOUT)
 
 
 @dataclass(frozen=True)

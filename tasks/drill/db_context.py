@@ -20,9 +20,7 @@ from tasks.core.settings import ProjectError, Settings
 from tasks.db.deploy import database_name
 from tasks.db.sql import DbTarget
 from tasks.db.tier import Tier
-from tasks.db.watch import WatchSettings
-
-STATUS_TIMEOUT = 2.0  # reading a node's status: a frozen node must not hold the failover
+from tasks.db.watch import STATUS_TIMEOUT, WatchSettings, watcher_tier
 
 
 class DbLabControl(Protocol):
@@ -74,8 +72,7 @@ def build_db_context(settings: Settings, lab: DbLabControl | None, *, writers: i
     db_nr, target = select_hosts(nr, ["db"]), DbTarget.from_settings(settings)
     return DbDrillContext(
         tier=Tier(db_nr, target, status_timeout=STATUS_TIMEOUT),
-        watch_tier=Tier(db_nr, target, connect_timeout=watch.probe_timeout,
-                        status_timeout=STATUS_TIMEOUT),
+        watch_tier=watcher_tier(db_nr, target, watch),
         lab=lab, web=webs[0].name, web_address=webs[0].hostname,
         nodes=tuple((h.hostname, int(h["db_port"])) for h in ordered),
         names={h.hostname: h.name for h in dbs}, database=database_name(dbs[0]),
