@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 import pymysql
 import pytest
 from conftest import DeployRun
+from db_heal import healthy, tier_state
 
 from tasks.core.nornir_build import build_nornir
 from tasks.core.settings import REPO_ROOT, load_settings
 from tasks.db.sql import DbTarget, connect_admin, query, scalar
-from tasks.db.status import cluster_status
-from tasks.db.verify import tier_statuses, wait_marker, write_marker
+from tasks.db.verify import wait_marker, write_marker
 from tp5lab.control import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("db_tier_kept")]
@@ -106,6 +106,27 @@ def max_id(primary: str = "db1") -> int:
     return int(scalar(connect(primary), f"SELECT COALESCE(MAX(id), 0) FROM {DB}.visits"))
 
 
+def marker_in_background(token: str, source: str, read_timeout: float,
+                         ) -> tuple[threading.Thread, list[BaseException | None]]:
+    """Insert a marker row on db1 in a thread (its commit may wait for an acknowledgement);
+    the thread and its outcome: [None] once it returned OK, [the exception] if it failed."""
+    conn = connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts["db1"],
+                         read_timeout=read_timeout)
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            query(conn, f"INSERT INTO {DB}.markers (token, source) VALUES (%s, %s)",
+                  (token, source))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
 def failover_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([sys.executable, "runbooks/db_failover.py", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -130,8 +151,8 @@ def judge(ops: list[Op], primary: str, since: int) -> dict[str, float]:
 def wait_in_sync(timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        cluster = cluster_status(tier_statuses(target(), build_nornir(groups=["db"]).inventory))
-        if cluster.ok and cluster.primary == "db1":
+        cluster = tier_state()
+        if healthy(cluster):  # primary db1, its replica in sync
             return
         assert time.monotonic() < deadline, cluster.problems
         time.sleep(0.3)
@@ -184,20 +205,7 @@ def test_a_crashed_primary_restarts_read_only_without_its_unacknowledged_commit(
     db1, db2 = connect("db1"), connect("db2")
     query(db2, "STOP SLAVE")  # no acknowledgement will come
     before = scalar(db1, "SELECT @@gtid_binlog_pos")
-    conn = connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts["db1"],
-                         read_timeout=60)
-    outcome: list[BaseException | None] = []
-
-    def write() -> None:
-        try:
-            query(conn, f"INSERT INTO {DB}.markers (token, source) VALUES "
-                        "('never-acknowledged', 'crash test')")
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
+    _thread, outcome = marker_in_background("never-acknowledged", "crash test", 60)
     time.sleep(1.0)
     assert not outcome  # waiting for its ack
     assert scalar(db1, "SELECT @@gtid_binlog_pos") != before  # in the binlog, unacknowledged
@@ -387,20 +395,7 @@ def test_degrade_releases_writes_blocked_by_a_dead_replica(deployed: DeployRun,
     promotable until db2 is back, caught up and semi-sync on again (rejoin)."""
     wait_in_sync()
     lab.crash("db2")
-    conn = connect_admin(target(), build_nornir(groups=["db"]).inventory.hosts["db1"],
-                         read_timeout=120)
-    outcome: list[BaseException | None] = []
-
-    def write() -> None:
-        try:
-            query(conn, f"INSERT INTO {DB}.markers (token, source) VALUES "
-                        "('while-degraded', 'degrade test')")
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
+    thread, outcome = marker_in_background("while-degraded", "degrade test", 120)
     try:
         thread.join(5.0)
         assert thread.is_alive() and not outcome  # waits for an acknowledgement
