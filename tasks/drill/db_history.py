@@ -13,8 +13,9 @@ keys the primary holds (and the old primary's, read after the promotion, before 
 - ``split_brain``: ok writes acknowledged by the old primary once the new one was promoted
   (must be 0), and ``old_primary_only``: rows the old primary holds that the primary lacks;
 - the ``write outage``: the largest gap between two successful writes, split into
-  detection, confirmation, promotion, the wait for a replica to acknowledge again (the new
-  primary's commits wait for one) and the clients' discovery of the new primary (``Marks``).
+  detection, confirmation, promotion, the wait for a replica to acknowledge again (only when
+  the new primary opened waiting for one: ``watch --wait-for-replica``; a degraded one does
+  not wait) and the clients' discovery of the new primary (``Marks``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class Marks:
     promoting: float | None = None  # the failover (or switchover) began
     promoted: float | None = None
     restoring: float | None = None  # the drill began to bring the faulted node back
-    rejoined: float | None = None  # a replica acknowledges again (the new primary's commits
-    #                                wait for one: semi-sync, no timeout)
+    rejoined: float | None = None  # a replica acknowledges again (unless `degraded`, the
+    #                                new primary's commits wait for one: no timeout)
     degraded: bool = False  # the new primary opened degraded: its commits wait for no replica
 
 
