@@ -419,6 +419,25 @@ def test_degrade_releases_writes_blocked_by_a_dead_replica(deployed: DeployRun,
     wait_in_sync()
 
 
+def engine_holds_every_commit(name: str, timeout: float = 20) -> None:
+    """Rotate the node's binlog and wait until its checkpoint names the new file: InnoDB has
+    then made every commit of the old file durable, so a crash leaves nothing in doubt.
+
+    The rotation alone is not enough: InnoDB flushes its commit records a moment later, and a
+    crash in between makes the restart (init_rpl_role=SLAVE) truncate that in-doubt tail.
+    """
+    conn = connect(name)
+    query(conn, "FLUSH BINARY LOGS")
+    newest = query(conn, "SHOW BINARY LOGS")[-1]["Log_name"]
+    deadline = time.monotonic() + timeout
+    while True:
+        events = query(conn, f"SHOW BINLOG EVENTS IN '{newest}'")
+        if any(e["Event_type"] == "Binlog_checkpoint" and e["Info"] == newest for e in events):
+            return
+        assert time.monotonic() < deadline, (newest, events)
+        time.sleep(0.1)
+
+
 def test_failover_refuses_a_replica_that_restarted_since_it_was_last_seen_in_sync(
     deployed: DeployRun, lab: Lab,
 ) -> None:
@@ -426,11 +445,9 @@ def test_failover_refuses_a_replica_that_restarted_since_it_was_last_seen_in_syn
     and says what to do; doing it (db1 back, a deploy reopens it) heals the tier."""
     wait_in_sync()
     assert status_cli().returncode == 0  # seen healthy: recorded
-    # Nothing in doubt at the crash (a binlog rotation makes every commit durable in the
-    # engine): this test is about the replica's restart; an old primary that comes back
-    # without its in-doubt tail has its own test above.
-    subprocess.run(lab.nsenter_argv("db1", ["mariadb", "-e", "FLUSH BINARY LOGS"]), check=True,
-                   capture_output=True, timeout=60)
+    # Nothing in doubt at the crash: this test is about the replica's restart; an old
+    # primary that comes back without its in-doubt tail has its own test above.
+    engine_holds_every_commit("db1")
     lab.crash("db1")
     subprocess.run(lab.nsenter_argv("db2", ["service", "mariadb", "restart"]), check=True,
                    capture_output=True, timeout=120)

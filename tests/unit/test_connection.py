@@ -67,7 +67,8 @@ class SshServer:
             self.transports.append(transport)
             try:
                 transport.start_server(server=_Server())
-            except (paramiko.SSHException, OSError):  # the client refused our key and left
+            except (paramiko.SSHException, OSError, EOFError):  # the client refused our key
+                # and left, or hung up before the handshake
                 transport.close()
 
     def close(self) -> None:
