@@ -460,13 +460,15 @@ class Lab:
 
     # --- faults --------------------------------------------------------------------------
     def crash(self, name: str) -> None:
-        """Kill the node's PID 1 (every process dies) and take its cable down, as a dead box."""
+        """Take the node's cable down, then kill its PID 1 (every process dies), as a dead box:
+        the cable first, so that no FIN or RST of the dying processes reaches a peer (a box
+        that loses power sends nothing; its peers notice only by timeouts)."""
         node = self.node(name)
         pid = _ns_pid1(node.netns)
         if pid is None:
             raise LabError(f"node {name} is not running")
-        os.kill(pid, signal.SIGKILL)
         _run(["ip", "link", "set", node.veth, "down"])
+        os.kill(pid, signal.SIGKILL)
         self._wait_gone(node)
 
     def _wait_gone(self, node: Node, timeout: float = 5.0) -> None:

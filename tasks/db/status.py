@@ -31,6 +31,7 @@ DURABILITY = {
     "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
     "rpl_semi_sync_master_timeout": "18446744073709551615",
     "rpl_semi_sync_master_wait_no_slave": "1", "slave_net_timeout": "4",
+    "rpl_semi_sync_slave_kill_conn_timeout": "1",
 }  # init_rpl_role is a start option only: mariadbd --help checks it (tasks.deploy.files)
 # When mariadbd started (Unix s): a restart since the tier was seen in sync (tasks.db.insync).
 BOOTED = ("SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE AS booted FROM "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,20 @@ def test_up_repairs_a_missing_link_and_a_dead_node(lab: Lab) -> None:
     report = lab.up()
     assert report.repaired == ["web3", "db2"] and report.started == ["db2"]
     assert all(row.ssh_ok for row in collect_status(lab, None))
+
+
+def test_a_crashed_node_sends_nothing_to_its_peers(lab: Lab) -> None:
+    """As a box that loses power: an open connection to it sees no FIN and no RST, only
+    silence (its peers must notice by timeouts, like the watcher and NGINX do)."""
+    address = lab.node("rp2").address
+    assert check_addresses(load_settings().lab_bridge, [address]) == []
+    with socket.create_connection((address, 22), timeout=5) as sock:
+        assert sock.recv(64).startswith(b"SSH-")
+        lab.crash("rp2")
+        sock.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(64)  # b"" would be a FIN, ConnectionResetError an RST
+    lab.restart("rp2")
 
 
 def test_crash_kills_every_process_and_restart_brings_the_node_back(lab: Lab) -> None:

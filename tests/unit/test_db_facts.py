@@ -210,7 +210,8 @@ def test_settings_per_role(inventory) -> None:
                      "rpl_semi_sync_slave_enabled = ON", "rpl_semi_sync_master_enabled = OFF",
                      "rpl_semi_sync_master_wait_point = AFTER_SYNC",
                      "rpl_semi_sync_master_timeout = 18446744073709551615",
-                     "rpl_semi_sync_master_wait_no_slave = ON", "slave_net_timeout = 4"):
+                     "rpl_semi_sync_master_wait_no_slave = ON", "slave_net_timeout = 4",
+                     "rpl_semi_sync_slave_kill_conn_timeout = 1"):
             assert f"\n{line}\n" in text, line
 
 
