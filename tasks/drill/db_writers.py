@@ -7,6 +7,8 @@ The rule mirrors templates/php/index.php.j2 (``db_discover``, ``db_primary_link`
   timeout 1 s, read timeout 2 s), remembered for 30 s (shared by the writers, as the page's
   cache file is shared by a web server's requests);
 - a remembered primary that does not answer is forgotten and every node is asked again;
+- a node that did not answer (connect, handshake or read timeout) is skipped for 2 s by every
+  writer; once that time is over, one writer asks it while the others keep skipping it;
 - a refused write (1290: read-only) is certainly not applied: ask again, retry once;
 - a connection lost during the write (2006, 2013) is not retried: outcome unknown (info).
 
@@ -35,6 +37,8 @@ from tasks.drill.db_history import Op
 CONNECT_TIMEOUT = 1  # the page's MYSQLI_OPT_CONNECT_TIMEOUT
 READ_TIMEOUT = 2  # the page's MYSQLI_OPT_READ_TIMEOUT
 PRIMARY_TTL = 30.0  # the page's DB_PRIMARY_TTL
+SUSPECT_TTL = 2.0  # the page's DB_SUSPECT_TTL
+NO_ANSWER = (2002, 2003, 2006, 2013)  # the page's DB_NO_ANSWER: the node did not answer
 UNKNOWN = (2006, 2013)  # connection lost during the write
 READ_ONLY = 1290
 PAUSE = 0.02  # between two writes of one writer
@@ -56,6 +60,7 @@ class Discovery:
     lock: threading.Lock = field(default_factory=threading.Lock)
     cached: tuple[str, int] | None = None
     cached_at: float = 0.0
+    suspects: dict[tuple[str, int], float] = field(default_factory=dict)  # node -> marked at
 
     def connect(self, node: tuple[str, int]) -> pymysql.connections.Connection:
         return pymysql.connect(host=node[0], port=node[1], user=self.user,
@@ -67,11 +72,35 @@ class Discovery:
         with self.lock:
             self.cached, self.cached_at = node, time.monotonic()
 
+    def note_error(self, node: tuple[str, int], exc: BaseException) -> None:
+        """A node that did not answer is suspect from now on (a refusal is an answer)."""
+        if code_of(exc) in NO_ANSWER:
+            with self.lock:
+                self.suspects[node] = time.monotonic()
+
+    def skip_suspect(self, node: tuple[str, int]) -> bool:
+        """True while `node` is suspect; once its time is over, marked again (this writer
+        asks it, the others keep skipping it) and False."""
+        with self.lock:
+            at = self.suspects.get(node)
+            if at is None:
+                return False
+            now = time.monotonic()
+            if now - at < SUSPECT_TTL:
+                return True
+            self.suspects[node] = now
+            return False
+
     def discover(self) -> tuple[pymysql.connections.Connection, str]:
         errors = []
         for node in self.nodes:
+            if self.skip_suspect(node):
+                errors.append(f"{node[0]}: skipped (did not answer in the last {SUSPECT_TTL:g} s)")
+                continue
             try:
                 link = self.connect(node)
+                with self.lock:
+                    self.suspects.pop(node, None)  # it answers
                 with link.cursor() as cur:
                     cur.execute("SELECT @@read_only")
                     if int(cur.fetchone()[0]) == 0:
@@ -80,6 +109,7 @@ class Discovery:
                 link.close()
                 errors.append(f"{node[0]} read-only")
             except pymysql.MySQLError as exc:
+                self.note_error(node, exc)
                 errors.append(f"{node[0]}: {exc}")
         self.remember(None)
         raise NoPrimary("; ".join(errors))
@@ -91,8 +121,9 @@ class Discovery:
         if cached is not None:
             try:
                 return self.connect(cached), cached[0]
-            except pymysql.MySQLError:
+            except pymysql.MySQLError as exc:
                 self.remember(None)
+                self.note_error(cached, exc)
         return self.discover()
 
 
@@ -119,6 +150,9 @@ def write_one(disc: Discovery, key: str, client: str) -> tuple[str, str, str]:
             _close(link)
             code = code_of(exc)
             if code in UNKNOWN:
+                for node in disc.nodes:
+                    if node[0] == address:
+                        disc.note_error(node, exc)
                 return "info", address, str(exc)
             if code != READ_ONLY or attempt > 1:
                 return "fail", address, str(exc)

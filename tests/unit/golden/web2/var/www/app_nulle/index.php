@@ -9,7 +9,10 @@
 // asking them (1 s connect timeout each) and remembered for DB_PRIMARY_TTL seconds in
 // DB_PRIMARY_CACHE; a refused write (1290) or a node that does not answer makes the page ask
 // again at once. A connection lost during the write (2006/2013) is not retried: whether it
-// committed is unknown ("write outcome unknown"), and the next request asks again.
+// committed is unknown ("write outcome unknown"), and the next request asks again. A node
+// that did not answer (connect, handshake or read timeout) is skipped for DB_SUSPECT_TTL
+// seconds by every request of this web server, so that they do not each wait for a dead or
+// frozen node while another one becomes the primary.
 // A database or db.php error is written to the web server's error log; the client only
 // reads "database error" (never the driver's text: addresses, users, SQL).
 // Request trace: one line per request in the web server's error log for this site
@@ -38,6 +41,8 @@ const DB_CONFIG = '/etc/app_nulle/db.php';
 const DB_PRIMARY_CACHE = '/tmp/app_nulle-web2-db-primary';
 const DB_PRIMARY_TTL = 30;
 const DB_READ_TIMEOUT = 2;
+const DB_SUSPECT_TTL = 2.0;
+const DB_NO_ANSWER = [2002, 2003, 2006, 2013];  // the node did not answer (not a refusal)
 const SESSION_STORE = 'db';
 
 function one_line(string $text): string
@@ -109,14 +114,52 @@ function db_remember_primary(?array $node): void
     }
 }
 
-// Ask every node; return [link, address] of the one with @@read_only = 0, remembered.
+// Where the time a node last did not answer is kept (one file per node and web server).
+function db_suspect_path(string $address, int $port): string
+{
+    return DB_PRIMARY_CACHE . '-suspect-' . md5($address . ':' . $port);
+}
+
+// After an error: a node that did not answer is suspect from now on; one that answered is not.
+function db_note_error(string $address, int $port, Throwable $e): void
+{
+    if ($e instanceof mysqli_sql_exception && in_array($e->getCode(), DB_NO_ANSWER, true)) {
+        @file_put_contents(db_suspect_path($address, $port), (string) microtime(true));
+    }
+}
+
+// True while the node is suspect (it did not answer in the last DB_SUSPECT_TTL s): skip it.
+// Once that time is over it is marked again and false is returned: this request asks it,
+// the others keep skipping it meanwhile.
+function db_skip_suspect(string $address, int $port): bool
+{
+    $path = db_suspect_path($address, $port);
+    $at = @file_get_contents($path);
+    if ($at === false || !is_numeric($at)) {
+        return false;
+    }
+    if (microtime(true) - (float) $at < DB_SUSPECT_TTL) {
+        return true;
+    }
+    @file_put_contents($path, (string) microtime(true));
+    return false;
+}
+
+// Ask every node (a suspect one only once its time is over); return [link, address] of the
+// one with @@read_only = 0, remembered.
 function db_discover(array $nodes, string $user, string $pass, string $name,
                      int $read_timeout = DB_READ_TIMEOUT): array
 {
     $errors = [];
     foreach ($nodes as [$address, $port]) {
+        if (db_skip_suspect($address, (int) $port)) {
+            $errors[] = "$address:$port: skipped (did not answer in the last " . DB_SUSPECT_TTL
+                . ' s)';
+            continue;
+        }
         try {
             $link = db_connect($address, (int) $port, $user, $pass, $name, $read_timeout);
+            @unlink(db_suspect_path($address, (int) $port));  // it answers
             if ((int) $link->query('SELECT @@read_only')->fetch_row()[0] === 0) {
                 db_remember_primary([$address, (int) $port]);
                 return [$link, $address];
@@ -124,6 +167,7 @@ function db_discover(array $nodes, string $user, string $pass, string $name,
             $link->close();
             $errors[] = "$address:$port read-only";
         } catch (Throwable $e) {
+            db_note_error($address, (int) $port, $e);
             $errors[] = "$address:$port: " . one_line($e->getMessage());
         }
     }
@@ -142,6 +186,7 @@ function db_primary_link(array $nodes, string $user, string $pass, string $name,
                     $cached[0]];
         } catch (Throwable $e) {
             db_remember_primary(null);
+            db_note_error($cached[0], $cached[1], $e);
         }
     }
     return db_discover($nodes, $user, $pass, $name, $read_timeout);
@@ -168,6 +213,11 @@ function db_write_visit(array $nodes, string $user, string $pass, string $name,
         } catch (mysqli_sql_exception $e) {
             db_remember_primary(null);
             if ($e->getCode() === 2006 || $e->getCode() === 2013) {
+                foreach ($nodes as [$node_address, $node_port]) {
+                    if ($node_address === $address) {
+                        db_note_error($node_address, (int) $node_port, $e);
+                    }
+                }
                 throw new RuntimeException('write outcome unknown: ' . $e->getMessage(), 0, $e);
             }
             if ($e->getCode() !== 1290 || $attempt > 1) {
