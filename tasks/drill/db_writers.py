@@ -7,8 +7,10 @@ The rule mirrors templates/php/index.php.j2 (``db_discover``, ``db_primary_link`
   timeout 1 s, read timeout 2 s), remembered for 30 s (shared by the writers, as the page's
   cache file is shared by a web server's requests);
 - a remembered primary that does not answer is forgotten and every node is asked again;
-- a node that did not answer (connect, handshake or read timeout) is skipped for 2 s by every
-  writer; once that time is over, one writer asks it while the others keep skipping it;
+- a node that did not answer when asked (connect, greeting or ``@@read_only`` timed out) is
+  skipped for 2 s by every writer; once that time is over, one writer asks it while the others
+  keep skipping it. A write that timed out does not make its node suspect (a primary whose
+  commits wait for a replica's acknowledgement answers);
 - a refused write (1290: read-only) is certainly not applied: ask again, retry once;
 - a connection lost during the write (2006, 2013) is not retried: outcome unknown (info).
 
@@ -149,10 +151,7 @@ def write_one(disc: Discovery, key: str, client: str) -> tuple[str, str, str]:
             disc.remember(None)
             _close(link)
             code = code_of(exc)
-            if code in UNKNOWN:
-                for node in disc.nodes:
-                    if node[0] == address:
-                        disc.note_error(node, exc)
+            if code in UNKNOWN:  # not a suspect: commits waiting for a replica time out too
                 return "info", address, str(exc)
             if code != READ_ONLY or attempt > 1:
                 return "fail", address, str(exc)

@@ -13,8 +13,8 @@ DEAD, READ_ONLY_NODE = ("10.5.1.211", 3306), ("10.5.1.212", 3306)
 
 
 class FakeLink:
-    def __init__(self, read_only: int) -> None:
-        self.read_only = read_only
+    def __init__(self, read_only: int, insert_error: Exception | None = None) -> None:
+        self.read_only, self.insert_error = read_only, insert_error
 
     def cursor(self) -> FakeLink:
         return self
@@ -25,8 +25,9 @@ class FakeLink:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def execute(self, sql: str) -> None:
-        assert sql == "SELECT @@read_only"
+    def execute(self, sql: str, args: object = None) -> None:
+        if sql.startswith("INSERT") and self.insert_error is not None:
+            raise self.insert_error
 
     def fetchone(self) -> tuple[int]:
         return (self.read_only,)
@@ -98,3 +99,18 @@ def test_a_remembered_primary_that_does_not_answer_is_forgotten_and_suspect(
         disc.primary_link()
     assert asked == [DEAD, READ_ONLY_NODE]  # the cached try only: discovery skipped it
     assert disc.cached is None and DEAD in disc.suspects
+
+
+def test_a_write_that_timed_out_leaves_its_node_unsuspected(
+    tier: tuple[Discovery, list[tuple[str, int]], dict],
+) -> None:
+    """A primary whose commits wait for a replica's acknowledgement answers: its writes time
+    out (outcome unknown), and the next write asks it again rather than failing at once."""
+    disc, asked, behaviour = tier
+    behaviour[DEAD] = FakeLink(0, pymysql.err.OperationalError(2013, "Lost connection"))
+    outcome, address, _ = db_writers.write_one(disc, "run-w0-1", "10.5.1.11")
+    assert (outcome, address) == ("info", DEAD[0])
+    assert DEAD not in disc.suspects
+    asked.clear()
+    assert db_writers.write_one(disc, "run-w0-2", "10.5.1.11")[0] == "info"
+    assert asked == [DEAD]  # asked again, not skipped

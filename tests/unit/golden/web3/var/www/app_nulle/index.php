@@ -10,9 +10,12 @@
 // DB_PRIMARY_CACHE; a refused write (1290) or a node that does not answer makes the page ask
 // again at once. A connection lost during the write (2006/2013) is not retried: whether it
 // committed is unknown ("write outcome unknown"), and the next request asks again. A node
-// that did not answer (connect, handshake or read timeout) is skipped for DB_SUSPECT_TTL
-// seconds by every request of this web server, so that they do not each wait for a dead or
-// frozen node while another one becomes the primary.
+// that did not answer when asked which one is the primary (connect, greeting or that
+// question timed out) is skipped for DB_SUSPECT_TTL seconds by every request of this web
+// server, so that they do not each wait for a dead or frozen node while another one becomes
+// the primary. A write that timed out does not make its node suspect: a primary whose commits
+// wait for a replica's acknowledgement answers, and skipping it would only fail its writes
+// sooner.
 // A database or db.php error is written to the web server's error log; the client only
 // reads "database error" (never the driver's text: addresses, users, SQL).
 // Request trace: one line per request in the web server's error log for this site
@@ -213,11 +216,6 @@ function db_write_visit(array $nodes, string $user, string $pass, string $name,
         } catch (mysqli_sql_exception $e) {
             db_remember_primary(null);
             if ($e->getCode() === 2006 || $e->getCode() === 2013) {
-                foreach ($nodes as [$node_address, $node_port]) {
-                    if ($node_address === $address) {
-                        db_note_error($node_address, (int) $node_port, $e);
-                    }
-                }
                 throw new RuntimeException('write outcome unknown: ' . $e->getMessage(), 0, $e);
             }
             if ($e->getCode() !== 1290 || $attempt > 1) {
