@@ -93,7 +93,19 @@ class SharedConnection(pymysql.connections.Connection):
         with self.turn:
             if self.open:
                 super().close()
+            self.login()
+
+    def login(self) -> None:
+        """pymysql's connect, its greeting and authentication bounded by the connect timeout
+        (as the first login, tasks.db.sql.connect: a frozen mariadbd accepts the TCP
+        connection but never greets), the statements afterwards by the read timeout."""
+        read, write = self._read_timeout, self._write_timeout
+        bound = self.connect_timeout if read is None else min(read, self.connect_timeout)
+        self._read_timeout = self._write_timeout = bound
+        try:
             self.connect()
+        finally:
+            self._read_timeout, self._write_timeout = read, write
 
     def end(self) -> None:
         with self.turn:

@@ -33,6 +33,7 @@ from tasks.drill.db_history import Marks, analyze
 from tasks.drill.db_observed import Observed
 from tasks.drill.db_record import DbDrillRun, DbExperiment
 from tasks.drill.db_workload import Workload, WorkloadError
+from tasks.drill.record import repeat_experiments
 
 BASELINE_S = 2.0
 AFTER_S = 3.0  # writes after the rejoin, before the writers stop
@@ -286,15 +287,9 @@ def run_db_drill(ctx: DbDrillContext, fault: DbFault, repeat: int = 1,
                  on_experiment: Callable[[int, DbExperiment], None] = lambda _n, _e: None,
                  ) -> DbDrillRun:
     """Up to `repeat` experiments, stopping at the first that fails or is interrupted."""
-    run = DbDrillRun(fault.name, repeat)
-    try:
-        for number in range(1, repeat + 1):
-            ctx.progress(f"run {number}/{repeat}: {fault.name}")
-            exp = run_db_experiment(ctx, fault)
-            run.experiments.append(exp)
-            on_experiment(number, exp)
-            if not exp.ok:
-                break
-    finally:
-        ctx.tier.nr.close_connections()
-    return run
+    def one(number: int) -> DbExperiment:
+        ctx.progress(f"run {number}/{repeat}: {fault.name}")
+        return run_db_experiment(ctx, fault)
+
+    return repeat_experiments(DbDrillRun(fault.name, repeat), one, on_experiment,
+                              ctx.tier.nr.close_connections)

@@ -34,10 +34,14 @@ class DbFault:
 
 
 def _crash(ctx: DbDrillContext, primary: str, _replica: str, _steps: Steps) -> None:
+    # Its SSH connection closed cleanly first: a stale one would be reset once the node is
+    # back, and paramiko prints "Socket exception: Connection reset by peer" then.
+    drop_connection(ctx.tier.nr, primary)
     ctx.lab.crash(primary)
 
 
 def _crash_replica(ctx: DbDrillContext, _primary: str, replica: str, _steps: Steps) -> None:
+    drop_connection(ctx.tier.nr, replica)
     ctx.lab.crash(replica)
 
 

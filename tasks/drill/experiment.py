@@ -15,7 +15,7 @@ from tasks.drill.context import DrillContext, Roles, choose_roles
 from tasks.drill.evidence import EvidencePaths, save_evidence
 from tasks.drill.faults import Fault
 from tasks.drill.observation import Observation
-from tasks.drill.record import DrillRun, Experiment
+from tasks.drill.record import DrillRun, Experiment, repeat_experiments
 from tasks.drill.verdict import conclude
 
 
@@ -59,20 +59,14 @@ def run_drill(ctx: DrillContext, fault: Fault, repeat: int = 1, target: str | No
               ) -> DrillRun:
     """Run up to `repeat` experiments (stopping at the first that fails or is interrupted);
     `on_experiment(number, exp)` is called after each, its evidence saved."""
-    run = DrillRun(fault.name, repeat)
-    try:
-        for number in range(1, repeat + 1):
-            roles = choose_roles(ctx, target)
-            ctx.progress(f"run {number}/{repeat}: {fault.name} on {roles.target}; "
-                         f"{roles.backup} (priority {roles.backup_priority}) should take "
-                         "the VIP")
-            exp = run_experiment(ctx, roles, fault)
-            run.experiments.append(exp)
-            if evidence is not None and exp.capture is not None:
-                save_evidence(exp, *evidence.for_run(fault.name, number, repeat), ctx.names)
-            on_experiment(number, exp)
-            if not exp.ok:
-                break
-    finally:
-        ctx.nr.close_connections()
-    return run
+    def one(number: int) -> Experiment:
+        roles = choose_roles(ctx, target)
+        ctx.progress(f"run {number}/{repeat}: {fault.name} on {roles.target}; "
+                     f"{roles.backup} (priority {roles.backup_priority}) should take the VIP")
+        exp = run_experiment(ctx, roles, fault)
+        if evidence is not None and exp.capture is not None:
+            save_evidence(exp, *evidence.for_run(fault.name, number, repeat), ctx.names)
+        return exp
+
+    return repeat_experiments(DrillRun(fault.name, repeat), one, on_experiment,
+                              ctx.nr.close_connections)

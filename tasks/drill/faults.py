@@ -58,6 +58,7 @@ def _lab(ctx: DrillContext) -> LabControl:
 
 
 def _crash(ctx: DrillContext, target: str) -> None:
+    drop_connection(ctx.nr, target)  # closed cleanly now: a stale one is reset later
     _lab(ctx).crash(target)
 
 

@@ -7,6 +7,7 @@ verdict (tasks.drill.verdict) adds its analyses and problems.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -99,6 +100,27 @@ class Runs(Generic[E]):
     def left_faulted(self) -> str | None:
         """A node whose restore did not complete, if any."""
         return next((e.left_faulted for e in self.experiments if e.left_faulted), None)
+
+
+R = TypeVar("R", bound=Runs[Any])
+
+
+def repeat_experiments(run: R, one: Callable[[int], Any],
+                       on_experiment: Callable[[int, Any], None],
+                       close: Callable[[], None]) -> R:
+    """The drills' loop: `one(number)` for each of the run's `repeat` experiments, stopping at
+    the first that fails or is interrupted; `on_experiment(number, exp)` after each; `close()`
+    at the end, whatever happened."""
+    try:
+        for number in range(1, run.repeat + 1):
+            exp = one(number)
+            run.experiments.append(exp)
+            on_experiment(number, exp)
+            if not exp.ok:
+                break
+    finally:
+        close()
+    return run
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tasks.drill import web_steps as steps
 from tasks.drill.observation import Observation
+from tasks.drill.record import repeat_experiments
 from tasks.drill.web_context import WebDrillContext
 from tasks.drill.web_faults import WebFault
 from tasks.drill.web_record import WebDrillRun, WebExperiment
@@ -66,18 +67,15 @@ def run_web_drill(ctx: WebDrillContext, fault: WebFault, repeat: int = 1,
     `png(number)` says where to draw each injected run's timeline."""
     from tasks.drill.web_timeline_png import render_web_timeline
 
-    run = WebDrillRun(fault.name, repeat)
-    try:
-        for number in range(1, repeat + 1):
-            ctx.progress(f"run {number}/{repeat}: {fault.name} on {ctx.target}")
-            exp = run_web_experiment(ctx, fault)
-            run.experiments.append(exp)
-            if png is not None and exp.injected:
-                exp.png = render_web_timeline(png(number), exp, ctx.target)
-            on_experiment(number, exp)
-            if not exp.ok:
-                break
-    finally:
+    def one(number: int) -> WebExperiment:
+        ctx.progress(f"run {number}/{repeat}: {fault.name} on {ctx.target}")
+        exp = run_web_experiment(ctx, fault)
+        if png is not None and exp.injected:
+            exp.png = render_web_timeline(png(number), exp, ctx.target)
+        return exp
+
+    def close() -> None:
         ctx.proxies.close_connections()
         ctx.webs.close_connections()
-    return run
+
+    return repeat_experiments(WebDrillRun(fault.name, repeat), one, on_experiment, close)

@@ -48,6 +48,7 @@ def ensure_apache(ctx: WebDrillContext, target: str) -> None:
 
 
 def _crash(ctx: WebDrillContext, target: str) -> None:
+    drop_connection(ctx.webs, target)  # closed cleanly now: a stale one is reset later
     _lab(ctx).crash(target)
 
 
