@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
@@ -15,53 +16,51 @@ from tasks.db.links import SharedConnection
 from tasks.db.sql import DbError, DbTarget
 
 
-def test_a_server_that_never_greets_fails_within_the_connect_timeout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(sql, "check_addresses", lambda _bridge, _addresses: [])
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(1)  # the kernel completes the handshake; nobody ever writes
+@pytest.fixture
+def silent() -> Iterator[socket.socket]:
+    """A listening socket: the kernel completes the handshake; nobody ever writes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    yield server
+    server.close()
+
+
+def failure_within_bound(login: Callable[[], object]) -> BaseException | None:
+    """What `login()` raised, run in a thread bounded at 60 s (a bound, not a measure: the
+    read timeout alone would be an hour); None if it is still waiting then."""
     outcome: list[BaseException] = []
 
-    def dial() -> None:
+    def run() -> None:
         try:
-            sql.connect(DbTarget(True, "tp5br0", "10.5.1.1"), "127.0.0.1",
-                        silent.getsockname()[1], "tp5admin", "x", read_timeout=3600,
-                        connect_timeout=0.3)
+            login()
         except BaseException as exc:  # noqa: BLE001 - recorded for the test
             outcome.append(exc)
 
-    thread = threading.Thread(target=dial, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(timeout=60)  # a bound, not a measure: read_timeout alone would be an hour
-    silent.close()
-    assert not thread.is_alive(), "the login waited for the statement timeout"
-    assert len(outcome) == 1 and isinstance(outcome[0], DbError)
-    assert "cannot connect to 127.0.0.1" in str(outcome[0])
+    thread.join(timeout=60)
+    return None if thread.is_alive() else outcome[0]
 
 
-def test_a_renewed_login_is_bounded_by_the_connect_timeout_too() -> None:
+def test_a_server_that_never_greets_fails_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, silent: socket.socket,
+) -> None:
+    monkeypatch.setattr(sql, "check_addresses", lambda _bridge, _addresses: [])
+    failure = failure_within_bound(lambda: sql.connect(
+        DbTarget(True, "tp5br0", "10.5.1.1"), "127.0.0.1", silent.getsockname()[1],
+        "tp5admin", "x", read_timeout=3600, connect_timeout=0.3))
+    assert failure is not None, "the login waited for the statement timeout"
+    assert isinstance(failure, DbError) and "cannot connect to 127.0.0.1" in str(failure)
+
+
+def test_a_renewed_login_is_bounded_by_the_connect_timeout_too(silent: socket.socket) -> None:
     """A run's shared connection logs in again (after a privilege error): the new greeting
     is bounded by the connect timeout, and its statements keep the long read timeout."""
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(1)
     conn = SharedConnection(host="127.0.0.1", port=silent.getsockname()[1], user="tp5admin",
                             password="x", connect_timeout=0.3, read_timeout=3600,
                             defer_connect=True)
-    outcome: list[BaseException] = []
-
-    def renew() -> None:
-        try:
-            conn.renew()
-        except BaseException as exc:  # noqa: BLE001 - recorded for the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=renew, daemon=True)
-    thread.start()
-    thread.join(timeout=60)  # a bound, not a measure: read_timeout alone would be an hour
-    silent.close()
-    assert not thread.is_alive(), "the renewed login waited for the statement timeout"
-    assert len(outcome) == 1 and isinstance(outcome[0], pymysql.err.OperationalError)
+    failure = failure_within_bound(conn.renew)
+    assert failure is not None, "the renewed login waited for the statement timeout"
+    assert isinstance(failure, pymysql.err.OperationalError)
     assert (conn._read_timeout, conn._write_timeout) == (3600, None)  # noqa: SLF001
