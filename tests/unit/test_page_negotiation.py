@@ -51,8 +51,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     """`php -S 127.0.0.1:<port>` serving web2's page (its db.php path: HOSTILE, missing)."""
     root = tmp_path_factory.mktemp("www")
     missing = root / HOSTILE
-    (root / "index.php").write_text(rendered_page("web2").replace("/etc/app_nulle/db.php",
-                                                                   str(missing)))
+    (root / "index.php").write_text(
+        rendered_page("web2").replace("/etc/app_nulle/db.php", str(missing))
+        .replace("/tmp/app_nulle-web2-db-primary", str(root / "primary")))
     port = free_port()
     proc = subprocess.Popen([str(PHP), "-d", f"session.save_path={root}", "-d",
                              f"error_log={root / 'error.log'}", "-S", f"127.0.0.1:{port}",
