@@ -14,7 +14,7 @@ from tasks.db.failover import switchover
 from tasks.db.roles import root_command
 from tasks.db.tier import Steps
 from tasks.drill.db_context import DbDrillContext
-from tasks.drill.proxies import drop_connection
+from tasks.drill.proxies import crash_node, drop_connection
 
 # mysqld_safe would start mariadbd again at once: it goes first.
 KILL_MARIADB = "pkill -KILL -x mysqld_safe; pkill -KILL -x mariadbd; sleep 0.3; ! pidof mariadbd"
@@ -34,15 +34,11 @@ class DbFault:
 
 
 def _crash(ctx: DbDrillContext, primary: str, _replica: str, _steps: Steps) -> None:
-    # Its SSH connection closed cleanly first: a stale one would be reset once the node is
-    # back, and paramiko prints "Socket exception: Connection reset by peer" then.
-    drop_connection(ctx.tier.nr, primary)
-    ctx.lab.crash(primary)
+    crash_node(ctx.lab, ctx.tier.nr, primary)
 
 
 def _crash_replica(ctx: DbDrillContext, _primary: str, replica: str, _steps: Steps) -> None:
-    drop_connection(ctx.tier.nr, replica)
-    ctx.lab.crash(replica)
+    crash_node(ctx.lab, ctx.tier.nr, replica)
 
 
 def _restart_replica(ctx: DbDrillContext, _primary: str, replica: str, _steps: Steps) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from tasks.core.settings import ProjectError
-from tasks.drill.proxies import DrillError, drop_connection, sh
+from tasks.drill.proxies import DrillError, crash_node, drop_connection, sh
 
 if TYPE_CHECKING:
     from tasks.drill.context import DrillContext, LabControl
@@ -58,8 +58,7 @@ def _lab(ctx: DrillContext) -> LabControl:
 
 
 def _crash(ctx: DrillContext, target: str) -> None:
-    drop_connection(ctx.nr, target)  # closed cleanly now: a stale one is reset later
-    _lab(ctx).crash(target)
+    crash_node(_lab(ctx), ctx.nr, target)
 
 
 def _restart(ctx: DrillContext, target: str) -> None:

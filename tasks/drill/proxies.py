@@ -6,6 +6,8 @@ dropped so the next call opens a fresh one.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from nornir.core import Nornir
 from nornir.core.task import Result
 
@@ -18,6 +20,12 @@ class DrillError(Exception):
     """A command of the drill failed on a router."""
 
 
+class Crashes(Protocol):
+    """The lab control's crash (tp5lab.control.Lab: the drills' lab protocols have it)."""
+
+    def crash(self, name: str) -> None: ...
+
+
 def read_vip_holders(nr: Nornir, vip: str, interface: str) -> tuple[list[str], list[str]]:
     """(routers of `nr` holding the VIP now, routers that could not be read), both sorted."""
     results = nr.run(task=read_addresses, interface=interface, on_failed=True)
@@ -26,6 +34,14 @@ def read_vip_holders(nr: Nornir, vip: str, interface: str) -> tuple[list[str], l
     for host in unreadable:
         drop_connection(nr, host)
     return vip_holders(addresses, vip), unreadable
+
+
+def crash_node(lab: Crashes, nr: Nornir, host: str) -> None:
+    """Crash a lab node, its SSH connection in `nr` closed cleanly first: a stale one would be
+    reset once the node is back, and paramiko prints "Socket exception: Connection reset by
+    peer" then."""
+    drop_connection(nr, host)
+    lab.crash(host)
 
 
 def drop_connection(nr: Nornir, host: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tasks.core.settings import ProjectError
-from tasks.drill.proxies import DrillError, drop_connection, sh
+from tasks.drill.proxies import DrillError, crash_node, drop_connection, sh
 
 if TYPE_CHECKING:
     from tasks.drill.context import LabControl
@@ -48,8 +48,7 @@ def ensure_apache(ctx: WebDrillContext, target: str) -> None:
 
 
 def _crash(ctx: WebDrillContext, target: str) -> None:
-    drop_connection(ctx.webs, target)  # closed cleanly now: a stale one is reset later
-    _lab(ctx).crash(target)
+    crash_node(_lab(ctx), ctx.webs, target)
 
 
 def _restart(ctx: WebDrillContext, target: str) -> None:
